@@ -1,0 +1,165 @@
+#pragma once
+// metadata_store: the broker's view of the metadata database (topics, partitions, the batch
+// index, objects, and later groups, producers, leases, mirror checkpoints).
+//
+// The interface is synchronous and blocking on purpose: implementations wrap blocking client
+// libraries (SQLite, libpq), and the broker calls them from a bounded thread pool and posts the
+// results back to its I/O threads. Every method is thread-safe. A store object lives from
+// open_metadata_store() until it is destroyed; destroying it closes its connections, so no call
+// may be in flight at that point.
+#include <array>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sh/common/result.h"
+
+namespace sh::metadata {
+
+enum class errc {
+  ok = 0,
+  not_found,
+  already_exists,
+  invalid_argument,
+  conflict,
+  io_error,
+  schema_too_new,
+  fenced,
+  busy,
+  unsupported,
+};
+
+const char* to_string(errc code) noexcept;
+
+template <class T>
+using mresult = sh::result<T, errc>;
+
+// Kafka topic ids are 16-byte UUIDs; ours are random (version 4).
+using topic_id = std::array<uint8_t, 16>;
+
+struct topic_info {
+  std::string name;
+  topic_id id{};
+  int32_t partition_count = 0;
+  std::map<std::string, std::string> configs;
+  int64_t created_at_ms = 0;
+};
+
+struct partition_state {
+  int64_t log_start_offset = 0;
+  int64_t high_watermark = 0;
+};
+
+// One record batch inside a committed range. The producer fields are -1 for non-idempotent
+// batches; they feed the idempotent-producer checks.
+struct batch_commit {
+  int32_t offset_count = 0;  // lastOffsetDelta + 1 of the batch; must be >= 1
+  int64_t max_timestamp = -1;
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+  int32_t base_sequence = -1;
+};
+
+// One partition's contiguous byte range in an ingest object, made of one or more record batches.
+struct range_commit {
+  std::string topic;
+  int32_t partition = 0;
+  uint64_t byte_offset = 0;
+  uint64_t byte_length = 0;
+  int64_t min_timestamp = -1;
+  int64_t max_timestamp = -1;
+  std::vector<batch_commit> batches;
+};
+
+struct object_commit {
+  std::string object_key;
+  uint64_t object_size = 0;
+  std::vector<range_commit> ranges;
+};
+
+enum class range_status {
+  ok = 0,
+  unknown_topic_or_partition,
+  duplicate_sequence,
+  out_of_order_sequence,
+  invalid_producer_epoch,
+};
+
+const char* to_string(range_status status) noexcept;
+
+struct range_outcome {
+  range_status status = range_status::ok;
+  int64_t base_offset = -1;
+  int64_t last_offset = -1;
+};
+
+struct index_entry {
+  int64_t base_offset = 0;
+  int64_t last_offset = 0;
+  int64_t max_timestamp = -1;
+  int64_t record_count = 0;  // offset count (sum of the batches' offset counts)
+  std::string object_key;
+  uint64_t byte_offset = 0;
+  uint64_t byte_length = 0;
+};
+
+// Limits enforced by every implementation (Kafka's own limits where Kafka has one).
+inline constexpr size_t max_topic_name_length = 249;
+inline constexpr int32_t max_partition_count = 100000;
+inline constexpr size_t max_object_key_length = 1024;
+
+// True when `name` is a legal Kafka topic name: 1..249 characters of [a-zA-Z0-9._-], and
+// neither "." nor "..".
+bool is_valid_topic_name(std::string_view name) noexcept;
+
+class metadata_store {
+ public:
+  virtual ~metadata_store() = default;
+
+  // Creates the topic with `partitions` empty partitions (offsets start at 0) and a new random
+  // topic id. Errors: invalid_argument (bad name, partition count outside 1..100000, empty config
+  // name), already_exists.
+  virtual mresult<topic_info> create_topic(const std::string& name, int32_t partitions,
+                                           const std::map<std::string, std::string>& configs) = 0;
+  // std::nullopt when there is no such topic.
+  virtual mresult<std::optional<topic_info>> get_topic(const std::string& name) = 0;
+  // All topics, ordered by name.
+  virtual mresult<std::vector<topic_info>> list_topics() = 0;
+  // Errors: not_found (no such topic or partition).
+  virtual mresult<partition_state> get_partition(const std::string& topic, int32_t partition) = 0;
+
+  // ONE transaction: registers the object, and for each range in a fixed (topic, partition) lock
+  // order assigns base_offset = high watermark, last = base + sum(offset_count) - 1, inserts the
+  // index row, advances the high watermark. Outcomes are in the order of commit.ranges; two ranges
+  // of one partition get offsets in their order in commit.ranges. A range of an unknown topic or
+  // partition gets unknown_topic_or_partition and does not affect the others.
+  //
+  // When the transaction returns, it is durable. Committing an object key that is already
+  // registered with the same size is treated as a retry of an earlier commit whose answer was
+  // lost: nothing changes and the outcomes recorded for it are returned again. Errors:
+  // invalid_argument (malformed commit: empty key, range outside the object, a range without
+  // batches or with offset_count < 1), conflict (the key is registered with another size),
+  // io_error, busy.
+  virtual mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) = 0;
+
+  // Index entries of the partition whose last_offset >= from_offset, ordered by base_offset, at
+  // most max_entries of them. Errors: not_found (no such topic or partition).
+  virtual mresult<std::vector<index_entry>> read_index(const std::string& topic, int32_t partition,
+                                                       int64_t from_offset, size_t max_entries) = 0;
+
+  // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
+  virtual std::string describe() const = 0;
+};
+
+// Opens (creating if needed) and migrates the store named by `url`:
+//   "sqlite:///abs/path.db", "sqlite:relative.db", "sqlite::memory:" or a plain file path ->
+//   SQLite. "postgresql://..." / "postgres://..." -> errc::unsupported for now.
+// Errors: invalid_argument (empty or unparsable url), io_error (cannot open), schema_too_new (the
+// database was migrated by a newer binary), unsupported.
+mresult<std::unique_ptr<metadata_store>> open_metadata_store(const std::string& url);
+
+}  // namespace sh::metadata

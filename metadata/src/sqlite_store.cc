@@ -1,0 +1,636 @@
+// SQLite metadata_store.
+//
+// One writer connection guarded by a mutex (SQLite allows one writer at a time anyway) and a
+// small pool of reader connections: in WAL mode readers see the last committed state and never
+// block, nor are blocked by, the writer. Every commit is durable when it returns
+// (journal_mode=WAL + synchronous=FULL fsyncs the WAL on each commit), because the broker answers
+// producers right after commit_object returns.
+#include "sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "migrations.h"
+#include "store_util.h"
+
+namespace sh::metadata::detail {
+namespace {
+
+#define SH_META_TRY(var, expr)   \
+  auto var##_result = (expr);    \
+  if (!var##_result) {           \
+    return var##_result.error(); \
+  }                              \
+  auto& var = *var##_result
+
+#define SH_META_CHECK(expr)                \
+  do {                                     \
+    auto sh_meta_check_result = (expr);    \
+    if (!sh_meta_check_result) {           \
+      return sh_meta_check_result.error(); \
+    }                                      \
+  } while (0)
+
+error_info<errc> sqlite_error(sqlite3* db, int rc, std::string_view what) {
+  errc code = errc::io_error;
+  switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      code = errc::busy;
+      break;
+    case SQLITE_CONSTRAINT:
+      code = errc::conflict;
+      break;
+    default:
+      code = errc::io_error;
+      break;
+  }
+  std::string msg = "sqlite: ";
+  msg += what;
+  msg += ": ";
+  msg += db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  msg += " (code " + std::to_string(rc) + ")";
+  return make_error(code, std::move(msg));
+}
+
+// One prepared statement in use: binds, steps, and resets itself when it goes out of scope so the
+// cached statement can be reused. Bind errors are remembered and reported by the next step().
+class query {
+ public:
+  query(sqlite3* db, sqlite3_stmt* stmt) : _db(db), _stmt(stmt) {}
+  query(query&& other) noexcept
+      : _db(other._db), _stmt(std::exchange(other._stmt, nullptr)), _bind_rc(other._bind_rc) {}
+  query(const query&) = delete;
+  query& operator=(const query&) = delete;
+  query& operator=(query&&) = delete;
+  ~query() {
+    if (_stmt != nullptr) {
+      sqlite3_reset(_stmt);
+      sqlite3_clear_bindings(_stmt);
+    }
+  }
+
+  query& bind(int index, int64_t value) {
+    note(sqlite3_bind_int64(_stmt, index, value));
+    return *this;
+  }
+  query& bind(int index, std::string_view value) {
+    note(sqlite3_bind_text64(_stmt, index, value.data(), value.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8));
+    return *this;
+  }
+  query& bind_blob(int index, const void* data, size_t size) {
+    note(sqlite3_bind_blob64(_stmt, index, data, size, SQLITE_TRANSIENT));
+    return *this;
+  }
+
+  // true: a row is available; false: done.
+  mresult<bool> step() {
+    if (_bind_rc != SQLITE_OK) return sqlite_error(_db, _bind_rc, "bind");
+    int rc = sqlite3_step(_stmt);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return sqlite_error(_db, rc, sqlite3_sql(_stmt));
+  }
+  // Runs a statement that returns no rows.
+  mresult<void> run() {
+    SH_META_TRY(row, step());
+    (void)row;
+    return {};
+  }
+
+  int64_t i64(int col) const { return sqlite3_column_int64(_stmt, col); }
+  std::string text(int col) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(_stmt, col));
+    int n = sqlite3_column_bytes(_stmt, col);
+    return p != nullptr ? std::string(p, static_cast<size_t>(n)) : std::string();
+  }
+  std::string_view blob(int col) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(_stmt, col));
+    int n = sqlite3_column_bytes(_stmt, col);
+    return p != nullptr ? std::string_view(p, static_cast<size_t>(n)) : std::string_view();
+  }
+
+ private:
+  void note(int rc) {
+    if (rc != SQLITE_OK && _bind_rc == SQLITE_OK) _bind_rc = rc;
+  }
+  sqlite3* _db;
+  sqlite3_stmt* _stmt;
+  int _bind_rc = SQLITE_OK;
+};
+
+// A connection with its cache of prepared statements. Used by one thread at a time.
+class connection {
+ public:
+  static mresult<std::unique_ptr<connection>> open(const std::string& path, int busy_timeout_ms,
+                                                   bool reader) {
+    sqlite3* db = nullptr;
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_EXRESCODE;
+    if (!reader) flags |= SQLITE_OPEN_CREATE;
+    int rc = sqlite3_open_v2(path.c_str(), &db, flags, nullptr);
+    auto conn = std::unique_ptr<connection>(new connection(db));  // closes db on every path
+    if (rc != SQLITE_OK) return sqlite_error(db, rc, "open " + path);
+    sqlite3_busy_timeout(db, busy_timeout_ms);
+    // Foreign keys guard the index against rows for partitions or objects that don't exist.
+    SH_META_CHECK(conn->exec("PRAGMA foreign_keys=ON", "enable foreign keys"));
+    if (reader) {
+      SH_META_CHECK(conn->exec("PRAGMA query_only=ON", "make reader read-only"));
+    } else {
+      // Persistent in the file; answers "memory" for in-memory databases, which is fine.
+      SH_META_CHECK(conn->exec("PRAGMA journal_mode=WAL", "enable WAL"));
+      SH_META_CHECK(conn->exec("PRAGMA synchronous=FULL", "set synchronous=FULL"));
+    }
+    return conn;
+  }
+
+  ~connection() {
+    for (auto& [sql, stmt] : _stmts) sqlite3_finalize(stmt);
+    sqlite3_close_v2(_db);
+  }
+
+  sqlite3* db() const { return _db; }
+
+  mresult<void> exec(const char* sql, std::string_view what) {
+    char* err = nullptr;
+    int rc = sqlite3_exec(_db, sql, nullptr, nullptr, &err);
+    sqlite3_free(err);  // sqlite3_errmsg still has the message
+    if (rc != SQLITE_OK) return sqlite_error(_db, rc, what);
+    return {};
+  }
+
+  // `sql` must be a string literal: the cache is keyed by its address.
+  mresult<query> prepare(const char* sql) {
+    auto it = _stmts.find(sql);
+    if (it == _stmts.end()) {
+      sqlite3_stmt* stmt = nullptr;
+      int rc = sqlite3_prepare_v3(_db, sql, -1, SQLITE_PREPARE_PERSISTENT, &stmt, nullptr);
+      if (rc != SQLITE_OK) return sqlite_error(_db, rc, std::string("prepare ") + sql);
+      it = _stmts.emplace(sql, stmt).first;
+    }
+    return query(_db, it->second);
+  }
+
+ private:
+  explicit connection(sqlite3* db) : _db(db) {}
+  sqlite3* _db;
+  std::unordered_map<const char*, sqlite3_stmt*> _stmts;
+};
+
+// A transaction that rolls back unless commit() succeeded.
+class transaction {
+ public:
+  static mresult<transaction> begin(connection& conn, bool write) {
+    // IMMEDIATE takes the write lock up front, so a writer never fails half-way with BUSY.
+    SH_META_CHECK(conn.exec(write ? "BEGIN IMMEDIATE" : "BEGIN", "begin transaction"));
+    return transaction(&conn);
+  }
+  transaction(transaction&& other) noexcept : _conn(std::exchange(other._conn, nullptr)) {}
+  transaction(const transaction&) = delete;
+  transaction& operator=(const transaction&) = delete;
+  transaction& operator=(transaction&&) = delete;
+  ~transaction() {
+    if (_conn != nullptr && sqlite3_get_autocommit(_conn->db()) == 0) {
+      sqlite3_exec(_conn->db(), "ROLLBACK", nullptr, nullptr, nullptr);
+    }
+  }
+  mresult<void> commit() {
+    SH_META_CHECK(_conn->exec("COMMIT", "commit"));
+    _conn = nullptr;
+    return {};
+  }
+
+ private:
+  explicit transaction(connection* conn) : _conn(conn) {}
+  connection* _conn;
+};
+
+// ---- SQL ---------------------------------------------------------------------------------
+
+constexpr const char* k_create_schema_version =
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER NOT NULL PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " applied_at_ms INTEGER NOT NULL) STRICT";
+constexpr const char* k_select_schema_version =
+    "SELECT COALESCE(MAX(version), 0) FROM schema_version";
+constexpr const char* k_insert_schema_version =
+    "INSERT INTO schema_version (version, name, applied_at_ms) VALUES (?1, ?2, ?3)";
+
+constexpr const char* k_select_live_topic =
+    "SELECT topic_key, name, topic_id, partition_count, created_at_ms FROM topics"
+    " WHERE name = ?1 AND deleted_at_ms IS NULL";
+constexpr const char* k_select_live_topics =
+    "SELECT topic_key, name, topic_id, partition_count, created_at_ms FROM topics"
+    " WHERE deleted_at_ms IS NULL ORDER BY name";
+constexpr const char* k_select_topic_id_exists = "SELECT 1 FROM topics WHERE topic_id = ?1";
+constexpr const char* k_insert_topic =
+    "INSERT INTO topics (name, topic_id, partition_count, created_at_ms) VALUES (?1, ?2, ?3, ?4)"
+    " RETURNING topic_key";
+constexpr const char* k_insert_topic_config =
+    "INSERT INTO topic_configs (topic_key, name, value) VALUES (?1, ?2, ?3)";
+constexpr const char* k_insert_partitions =
+    "WITH RECURSIVE p(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?2)"
+    " INSERT INTO partitions (topic_key, partition) SELECT ?1, n FROM p";
+constexpr const char* k_select_topic_configs =
+    "SELECT name, value FROM topic_configs WHERE topic_key = ?1";
+constexpr const char* k_select_live_topic_configs =
+    "SELECT c.topic_key, c.name, c.value FROM topic_configs c"
+    " JOIN topics t ON t.topic_key = c.topic_key WHERE t.deleted_at_ms IS NULL";
+
+constexpr const char* k_select_topic_key =
+    "SELECT topic_key FROM topics WHERE name = ?1 AND deleted_at_ms IS NULL";
+constexpr const char* k_select_partition_by_name =
+    "SELECT p.topic_key, p.log_start_offset, p.high_watermark FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.name = ?1 AND t.deleted_at_ms IS NULL AND p.partition = ?2";
+constexpr const char* k_select_high_watermark =
+    "SELECT high_watermark FROM partitions WHERE topic_key = ?1 AND partition = ?2";
+constexpr const char* k_update_high_watermark =
+    "UPDATE partitions SET high_watermark = ?3 WHERE topic_key = ?1 AND partition = ?2";
+
+constexpr const char* k_select_object_size =
+    "SELECT object_size FROM objects WHERE object_key = ?1";
+constexpr const char* k_insert_object =
+    "INSERT INTO objects (object_key, object_size, kind, state, created_at_ms)"
+    " VALUES (?1, ?2, 'ingest', 'live', ?3)";
+constexpr const char* k_insert_index_entry =
+    "INSERT INTO index_entries (topic_key, partition, base_offset, last_offset, max_timestamp,"
+    " record_count, object_key, byte_offset, byte_length)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+constexpr const char* k_select_object_entries =
+    "SELECT t.name, e.partition, e.byte_offset, e.base_offset, e.last_offset"
+    " FROM index_entries e JOIN topics t ON t.topic_key = e.topic_key WHERE e.object_key = ?1";
+// Ranges of a partition never overlap, so only the entry starting at or before from_offset can
+// begin below it: a primary-key seek for that entry, then a primary-key range scan.
+constexpr const char* k_select_index =
+    "SELECT base_offset, last_offset, max_timestamp, record_count, object_key, byte_offset,"
+    " byte_length FROM index_entries"
+    " WHERE topic_key = ?1 AND partition = ?2 AND last_offset >= ?3 AND base_offset >= COALESCE("
+    "  (SELECT base_offset FROM index_entries WHERE topic_key = ?1 AND partition = ?2"
+    "   AND base_offset <= ?3 ORDER BY base_offset DESC LIMIT 1), ?3)"
+    " ORDER BY base_offset LIMIT ?4";
+
+topic_info topic_from_row(const query& q) {
+  topic_info t;
+  t.name = q.text(1);
+  std::string_view id = q.blob(2);
+  if (id.size() == t.id.size()) std::memcpy(t.id.data(), id.data(), id.size());
+  t.partition_count = static_cast<int32_t>(q.i64(3));
+  t.created_at_ms = q.i64(4);
+  return t;
+}
+
+mresult<int> migrate(connection& conn) {
+  auto migrations = sqlite_migrations();
+  int known = migrations.empty() ? 0 : migrations.back().version;
+  SH_META_TRY(txn, transaction::begin(conn, true));
+  SH_META_CHECK(conn.exec(k_create_schema_version, "create schema_version"));
+  int64_t current = 0;
+  {
+    SH_META_TRY(q, conn.prepare(k_select_schema_version));
+    SH_META_TRY(row, q.step());
+    if (row) current = q.i64(0);
+  }
+  if (current > known) {
+    return make_error(errc::schema_too_new, "metadata database schema version " +
+                                                std::to_string(current) +
+                                                " is newer than this binary supports (" +
+                                                std::to_string(known) + "); upgrade streamhouse");
+  }
+  for (const migration& m : migrations) {
+    if (m.version <= current) continue;
+    std::string sql(m.sql);  // exec needs a NUL-terminated string
+    SH_META_CHECK(conn.exec(sql.c_str(), "apply migration " + std::to_string(m.version) + " (" +
+                                             std::string(m.name) + ")"));
+    SH_META_TRY(q, conn.prepare(k_insert_schema_version));
+    SH_META_CHECK(q.bind(1, m.version).bind(2, m.name).bind(3, now_ms()).run());
+  }
+  SH_META_CHECK(txn.commit());
+  return known;
+}
+
+class sqlite_store final : public metadata_store {
+ public:
+  sqlite_store(sqlite_options options, std::unique_ptr<connection> writer)
+      : _options(std::move(options)), _writer(std::move(writer)) {
+    // An in-memory database exists only in its one connection.
+    if (_options.path == ":memory:" || _options.path.empty()) _options.read_connections = 0;
+  }
+
+  mresult<topic_info> create_topic(const std::string& name, int32_t partitions,
+                                   const std::map<std::string, std::string>& configs) override {
+    SH_META_CHECK(validate_create_topic(name, partitions, configs));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    {
+      SH_META_TRY(q, c.prepare(k_select_topic_key));
+      SH_META_TRY(row, q.bind(1, name).step());
+      if (row) return make_error(errc::already_exists, "topic '" + name + "' already exists");
+    }
+    topic_info t;
+    t.name = name;
+    t.partition_count = partitions;
+    t.configs = configs;
+    t.created_at_ms = now_ms();
+    for (;;) {  // a collision of 122 random bits won't happen, but costs one lookup to rule out
+      t.id = random_topic_id();
+      SH_META_TRY(q, c.prepare(k_select_topic_id_exists));
+      SH_META_TRY(row, q.bind_blob(1, t.id.data(), t.id.size()).step());
+      if (!row) break;
+    }
+    int64_t key = 0;
+    {
+      SH_META_TRY(q, c.prepare(k_insert_topic));
+      q.bind(1, name).bind_blob(2, t.id.data(), t.id.size()).bind(3, partitions);
+      SH_META_TRY(row, q.bind(4, t.created_at_ms).step());
+      if (!row) return make_error(errc::io_error, "sqlite: insert topic returned no key");
+      key = q.i64(0);
+    }
+    for (const auto& [k, v] : configs) {
+      SH_META_TRY(q, c.prepare(k_insert_topic_config));
+      SH_META_CHECK(q.bind(1, key).bind(2, k).bind(3, v).run());
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_insert_partitions));
+      SH_META_CHECK(q.bind(1, key).bind(2, partitions).run());
+    }
+    SH_META_CHECK(txn.commit());
+    return t;
+  }
+
+  mresult<std::optional<topic_info>> get_topic(const std::string& name) override {
+    return with_reader([&](connection& c) -> mresult<std::optional<topic_info>> {
+      SH_META_TRY(txn, transaction::begin(c, false));
+      (void)txn;
+      topic_info t;
+      int64_t key = 0;
+      {
+        SH_META_TRY(q, c.prepare(k_select_live_topic));
+        SH_META_TRY(row, q.bind(1, name).step());
+        if (!row) return std::optional<topic_info>();
+        key = q.i64(0);
+        t = topic_from_row(q);
+      }
+      SH_META_TRY(q, c.prepare(k_select_topic_configs));
+      q.bind(1, key);
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        t.configs.emplace(q.text(0), q.text(1));
+      }
+      return std::optional<topic_info>(std::move(t));
+    });
+  }
+
+  mresult<std::vector<topic_info>> list_topics() override {
+    return with_reader([&](connection& c) -> mresult<std::vector<topic_info>> {
+      SH_META_TRY(txn, transaction::begin(c, false));
+      (void)txn;
+      std::vector<topic_info> topics;
+      std::unordered_map<int64_t, size_t> by_key;
+      {
+        SH_META_TRY(q, c.prepare(k_select_live_topics));
+        for (;;) {
+          SH_META_TRY(row, q.step());
+          if (!row) break;
+          by_key.emplace(q.i64(0), topics.size());
+          topics.push_back(topic_from_row(q));
+        }
+      }
+      SH_META_TRY(q, c.prepare(k_select_live_topic_configs));
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        auto it = by_key.find(q.i64(0));
+        if (it != by_key.end()) topics[it->second].configs.emplace(q.text(1), q.text(2));
+      }
+      return topics;
+    });
+  }
+
+  mresult<partition_state> get_partition(const std::string& topic, int32_t partition) override {
+    return with_reader([&](connection& c) -> mresult<partition_state> {
+      SH_META_TRY(q, c.prepare(k_select_partition_by_name));
+      SH_META_TRY(row, q.bind(1, topic).bind(2, partition).step());
+      if (!row) return not_found(topic, partition);
+      return partition_state{q.i64(1), q.i64(2)};
+    });
+  }
+
+  mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) override {
+    SH_META_CHECK(validate_commit(commit));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    {
+      SH_META_TRY(q, c.prepare(k_select_object_size));
+      SH_META_TRY(row, q.bind(1, commit.object_key).step());
+      if (row) {
+        if (static_cast<uint64_t>(q.i64(0)) != commit.object_size) {
+          return make_error(errc::conflict, "object '" + commit.object_key +
+                                                "' is already registered with another size");
+        }
+        return replay_commit(c, commit);
+      }
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_insert_object));
+      q.bind(1, commit.object_key).bind(2, static_cast<int64_t>(commit.object_size));
+      SH_META_CHECK(q.bind(3, now_ms()).run());
+    }
+    std::vector<range_outcome> outcomes(commit.ranges.size());
+    const std::string* topic = nullptr;  // the topic of topic_key below
+    int64_t topic_key = -1;              // -1: the topic is unknown
+    for (size_t idx : commit_lock_order(commit)) {
+      const range_commit& r = commit.ranges[idx];
+      range_outcome& out = outcomes[idx];
+      if (topic == nullptr || *topic != r.topic) {
+        topic = &r.topic;
+        topic_key = -1;
+        SH_META_TRY(q, c.prepare(k_select_topic_key));
+        SH_META_TRY(row, q.bind(1, r.topic).step());
+        if (row) topic_key = q.i64(0);
+      }
+      if (topic_key < 0) {
+        out.status = range_status::unknown_topic_or_partition;
+        continue;
+      }
+      int64_t hwm = 0;
+      {
+        SH_META_TRY(q, c.prepare(k_select_high_watermark));
+        SH_META_TRY(row, q.bind(1, topic_key).bind(2, r.partition).step());
+        if (!row) {
+          out.status = range_status::unknown_topic_or_partition;
+          continue;
+        }
+        hwm = q.i64(0);
+      }
+      int64_t count = range_offset_count(r);
+      if (hwm > std::numeric_limits<int64_t>::max() - count) {
+        return make_error(errc::conflict, "offsets of " + r.topic + "-" +
+                                              std::to_string(r.partition) + " would overflow");
+      }
+      out.base_offset = hwm;
+      out.last_offset = hwm + count - 1;
+      {
+        SH_META_TRY(q, c.prepare(k_insert_index_entry));
+        q.bind(1, topic_key).bind(2, r.partition).bind(3, out.base_offset);
+        q.bind(4, out.last_offset).bind(5, range_max_timestamp(r)).bind(6, count);
+        q.bind(7, commit.object_key).bind(8, static_cast<int64_t>(r.byte_offset));
+        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).run());
+      }
+      {
+        SH_META_TRY(q, c.prepare(k_update_high_watermark));
+        SH_META_CHECK(q.bind(1, topic_key).bind(2, r.partition).bind(3, hwm + count).run());
+      }
+    }
+    SH_META_CHECK(txn.commit());
+    return outcomes;
+  }
+
+  mresult<std::vector<index_entry>> read_index(const std::string& topic, int32_t partition,
+                                               int64_t from_offset, size_t max_entries) override {
+    return with_reader([&](connection& c) -> mresult<std::vector<index_entry>> {
+      SH_META_TRY(txn, transaction::begin(c, false));
+      (void)txn;
+      int64_t key = 0;
+      {
+        SH_META_TRY(q, c.prepare(k_select_partition_by_name));
+        SH_META_TRY(row, q.bind(1, topic).bind(2, partition).step());
+        if (!row) return not_found(topic, partition);
+        key = q.i64(0);
+      }
+      std::vector<index_entry> entries;
+      if (max_entries == 0) return entries;
+      int64_t limit = max_entries > static_cast<size_t>(std::numeric_limits<int64_t>::max())
+                          ? std::numeric_limits<int64_t>::max()
+                          : static_cast<int64_t>(max_entries);
+      SH_META_TRY(q, c.prepare(k_select_index));
+      q.bind(1, key).bind(2, partition).bind(3, from_offset).bind(4, limit);
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        index_entry e;
+        e.base_offset = q.i64(0);
+        e.last_offset = q.i64(1);
+        e.max_timestamp = q.i64(2);
+        e.record_count = q.i64(3);
+        e.object_key = q.text(4);
+        e.byte_offset = static_cast<uint64_t>(q.i64(5));
+        e.byte_length = static_cast<uint64_t>(q.i64(6));
+        entries.push_back(std::move(e));
+      }
+      return entries;
+    });
+  }
+
+  std::string describe() const override { return "sqlite:" + _options.path; }
+
+ private:
+  static error_info<errc> not_found(const std::string& topic, int32_t partition) {
+    return make_error(errc::not_found,
+                      "unknown topic or partition " + topic + "-" + std::to_string(partition));
+  }
+
+  // The outcomes recorded for an object committed before (a retried commit).
+  mresult<std::vector<range_outcome>> replay_commit(connection& c, const object_commit& commit) {
+    std::map<std::tuple<std::string, int32_t, uint64_t>, std::pair<int64_t, int64_t>> recorded;
+    {
+      SH_META_TRY(q, c.prepare(k_select_object_entries));
+      q.bind(1, commit.object_key);
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        recorded.emplace(
+            std::tuple(q.text(0), static_cast<int32_t>(q.i64(1)), static_cast<uint64_t>(q.i64(2))),
+            std::pair(q.i64(3), q.i64(4)));
+      }
+    }
+    std::vector<range_outcome> outcomes(commit.ranges.size());
+    for (size_t i = 0; i < commit.ranges.size(); ++i) {
+      const range_commit& r = commit.ranges[i];
+      auto it = recorded.find(std::tuple(r.topic, r.partition, r.byte_offset));
+      if (it == recorded.end()) {
+        outcomes[i].status = range_status::unknown_topic_or_partition;
+      } else {
+        outcomes[i].base_offset = it->second.first;
+        outcomes[i].last_offset = it->second.second;
+      }
+    }
+    return outcomes;
+  }
+
+  // Runs f(connection&) on a pooled reader connection (or on the writer when there is no pool).
+  template <class F>
+  auto with_reader(F&& f) -> decltype(f(std::declval<connection&>())) {
+    if (_options.read_connections <= 0) {
+      std::lock_guard lock(_write_mu);
+      return f(*_writer);
+    }
+    std::unique_ptr<connection> conn;
+    {
+      std::unique_lock lock(_pool_mu);
+      _pool_cv.wait(lock,
+                    [&] { return !_idle.empty() || _open_readers < _options.read_connections; });
+      if (!_idle.empty()) {
+        conn = std::move(_idle.back());
+        _idle.pop_back();
+      } else {
+        ++_open_readers;
+      }
+    }
+    if (!conn) {
+      auto opened = connection::open(_options.path, _options.busy_timeout_ms, true);
+      if (!opened) {
+        {
+          std::lock_guard lock(_pool_mu);
+          --_open_readers;
+        }
+        _pool_cv.notify_one();
+        return opened.error();
+      }
+      conn = std::move(*opened);
+    }
+    auto result = f(*conn);
+    {
+      std::lock_guard lock(_pool_mu);
+      _idle.push_back(std::move(conn));
+    }
+    _pool_cv.notify_one();
+    return result;
+  }
+
+  sqlite_options _options;
+  std::mutex _write_mu;  // guards _writer
+  std::unique_ptr<connection> _writer;
+  std::mutex _pool_mu;  // guards _idle and _open_readers
+  std::condition_variable _pool_cv;
+  std::vector<std::unique_ptr<connection>> _idle;
+  int _open_readers = 0;
+};
+
+}  // namespace
+
+int sqlite_schema_version() {
+  auto migrations = sqlite_migrations();
+  return migrations.empty() ? 0 : migrations.back().version;
+}
+
+mresult<std::unique_ptr<metadata_store>> open_sqlite_store(const sqlite_options& options) {
+  SH_META_TRY(writer, connection::open(options.path, options.busy_timeout_ms, false));
+  SH_META_TRY(version, migrate(*writer));
+  (void)version;
+  return std::unique_ptr<metadata_store>(new sqlite_store(options, std::move(writer)));
+}
+
+}  // namespace sh::metadata::detail

@@ -1,0 +1,108 @@
+#include "store_util.h"
+
+#include <algorithm>
+#include <chrono>
+#include <limits>
+#include <random>
+#include <tuple>
+
+namespace sh::metadata::detail {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+topic_id random_topic_id() {
+  // random_device is the kernel's CSPRNG on Linux; ids must not collide across brokers that
+  // create topics at the same moment, so no time- or pid-seeded generator.
+  static thread_local std::random_device rd;
+  topic_id id{};
+  for (;;) {
+    for (size_t i = 0; i < id.size(); i += 4) {
+      uint32_t v = rd();
+      for (size_t j = 0; j < 4; ++j) id[i + j] = static_cast<uint8_t>(v >> (8 * j));
+    }
+    id[6] = static_cast<uint8_t>((id[6] & 0x0f) | 0x40);  // version 4
+    id[8] = static_cast<uint8_t>((id[8] & 0x3f) | 0x80);  // RFC 4122 variant
+    // Base64 of the id starts with '-' (url-safe alphabet index 62) when the top six bits are
+    // 111110. The reserved ids (0 and 1) can't occur with the version bits set, but stay explicit.
+    bool dash = (id[0] >> 2) == 62;
+    bool reserved =
+        std::all_of(id.begin(), id.end() - 1, [](uint8_t b) { return b == 0; }) && id.back() <= 1;
+    if (!dash && !reserved) return id;
+  }
+}
+
+mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
+                                    const std::map<std::string, std::string>& configs) {
+  if (!is_valid_topic_name(name)) {
+    return make_error(errc::invalid_argument,
+                      "invalid topic name '" + name.substr(0, 300) +
+                          "': 1-249 characters of [a-zA-Z0-9._-], not '.' or '..'");
+  }
+  if (partitions < 1 || partitions > max_partition_count) {
+    return make_error(errc::invalid_argument, "partition count " + std::to_string(partitions) +
+                                                  " outside 1.." +
+                                                  std::to_string(max_partition_count));
+  }
+  for (const auto& [key, value] : configs) {
+    if (key.empty()) return make_error(errc::invalid_argument, "empty topic config name");
+  }
+  return {};
+}
+
+mresult<void> validate_commit(const object_commit& commit) {
+  if (commit.object_key.empty() || commit.object_key.size() > max_object_key_length) {
+    return make_error(
+        errc::invalid_argument,
+        "object key must have 1.." + std::to_string(max_object_key_length) + " characters");
+  }
+  if (commit.object_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return make_error(errc::invalid_argument, "object size too large");
+  }
+  for (size_t i = 0; i < commit.ranges.size(); ++i) {
+    const range_commit& r = commit.ranges[i];
+    std::string where = "range " + std::to_string(i) + " (" + r.topic.substr(0, 300) + "-" +
+                        std::to_string(r.partition) + ")";
+    // Written to avoid overflow: byte_offset + byte_length <= object_size.
+    if (r.byte_length == 0 || r.byte_offset > commit.object_size ||
+        r.byte_length > commit.object_size - r.byte_offset) {
+      return make_error(errc::invalid_argument, where + " is empty or outside the object");
+    }
+    if (r.batches.empty()) return make_error(errc::invalid_argument, where + " has no batches");
+    // Each count is below 2^31, so their sum can't overflow int64 for any vector that fits.
+    for (const batch_commit& b : r.batches) {
+      if (b.offset_count < 1) {
+        return make_error(errc::invalid_argument, where + " has a batch with offset_count < 1");
+      }
+    }
+  }
+  return {};
+}
+
+int64_t range_offset_count(const range_commit& range) {
+  int64_t sum = 0;
+  for (const batch_commit& b : range.batches) sum += b.offset_count;
+  return sum;
+}
+
+int64_t range_max_timestamp(const range_commit& range) {
+  int64_t ts = range.max_timestamp;
+  for (const batch_commit& b : range.batches) ts = std::max(ts, b.max_timestamp);
+  return ts < -1 ? -1 : ts;
+}
+
+std::vector<size_t> commit_lock_order(const object_commit& commit) {
+  std::vector<size_t> order(commit.ranges.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    const range_commit& ra = commit.ranges[a];
+    const range_commit& rb = commit.ranges[b];
+    return std::tie(ra.topic, ra.partition, a) < std::tie(rb.topic, rb.partition, b);
+  });
+  return order;
+}
+
+}  // namespace sh::metadata::detail

@@ -1,0 +1,588 @@
+// Conformance suite: every metadata_store implementation must pass these tests unchanged.
+// Parameterized over the harness factories in store_harness.cc.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <map>
+#include <random>
+#include <set>
+#include <thread>
+
+#include "sh/metadata/metadata_store.h"
+#include "store_harness.h"
+
+namespace sh::metadata::testing {
+namespace {
+
+batch_commit batch(int32_t count, int64_t max_ts = -1) {
+  batch_commit b;
+  b.offset_count = count;
+  b.max_timestamp = max_ts;
+  return b;
+}
+
+range_commit range(std::string topic, int32_t partition, uint64_t byte_offset, uint64_t byte_length,
+                   std::vector<batch_commit> batches) {
+  range_commit r;
+  r.topic = std::move(topic);
+  r.partition = partition;
+  r.byte_offset = byte_offset;
+  r.byte_length = byte_length;
+  r.batches = std::move(batches);
+  return r;
+}
+
+object_commit object(std::string key, uint64_t size, std::vector<range_commit> ranges) {
+  object_commit c;
+  c.object_key = std::move(key);
+  c.object_size = size;
+  c.ranges = std::move(ranges);
+  return c;
+}
+
+class conformance : public ::testing::TestWithParam<harness_factory> {
+ protected:
+  void SetUp() override {
+    _harness = GetParam().make();
+    if (auto why = _harness->skip_reason(); !why.empty()) GTEST_SKIP() << why;
+    reopen();
+  }
+
+  void reopen() {
+    _store.reset();
+    auto opened = _harness->open();
+    ASSERT_TRUE(opened) << opened.message();
+    _store = std::move(*opened);
+  }
+
+  metadata_store& store() { return *_store; }
+
+  void create(const std::string& name, int32_t partitions) {
+    auto t = store().create_topic(name, partitions, {});
+    ASSERT_TRUE(t) << t.message();
+  }
+
+  std::vector<range_outcome> commit_ok(const object_commit& c) {
+    auto r = store().commit_object(c);
+    EXPECT_TRUE(r) << r.message();
+    return r ? *r : std::vector<range_outcome>{};
+  }
+
+  int64_t hwm(const std::string& topic, int32_t partition) {
+    auto p = store().get_partition(topic, partition);
+    EXPECT_TRUE(p) << p.message();
+    return p ? p->high_watermark : -1;
+  }
+
+  std::unique_ptr<store_harness> _harness;
+  std::unique_ptr<metadata_store> _store;
+};
+
+void expect_ok(const range_outcome& o, int64_t base, int64_t last) {
+  EXPECT_EQ(o.status, range_status::ok) << to_string(o.status);
+  EXPECT_EQ(o.base_offset, base);
+  EXPECT_EQ(o.last_offset, last);
+}
+
+// ---- topics ------------------------------------------------------------------------------
+
+TEST_P(conformance, create_and_get_topic) {
+  std::map<std::string, std::string> configs{{"retention.ms", "-1"}, {"cleanup.policy", "delete"}};
+  auto created = store().create_topic("orders", 3, configs);
+  ASSERT_TRUE(created) << created.message();
+  EXPECT_EQ(created->name, "orders");
+  EXPECT_EQ(created->partition_count, 3);
+  EXPECT_EQ(created->configs, configs);
+  EXPECT_GT(created->created_at_ms, 1600000000000);
+  EXPECT_EQ(created->id[6] >> 4, 4) << "UUID version 4";
+  EXPECT_EQ(created->id[8] >> 6, 2) << "RFC 4122 variant";
+
+  auto got = store().get_topic("orders");
+  ASSERT_TRUE(got) << got.message();
+  ASSERT_TRUE(got->has_value());
+  const topic_info& t = **got;
+  EXPECT_EQ(t.name, "orders");
+  EXPECT_EQ(t.id, created->id);
+  EXPECT_EQ(t.partition_count, 3);
+  EXPECT_EQ(t.configs, configs);
+  EXPECT_EQ(t.created_at_ms, created->created_at_ms);
+
+  auto missing = store().get_topic("nope");
+  ASSERT_TRUE(missing) << missing.message();
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_P(conformance, duplicate_topic_is_refused) {
+  create("dup", 1);
+  auto again = store().create_topic("dup", 5, {{"a", "b"}});
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.code(), errc::already_exists);
+  auto t = store().get_topic("dup");
+  ASSERT_TRUE(t && t->has_value());
+  EXPECT_EQ((*t)->partition_count, 1);
+  EXPECT_TRUE((*t)->configs.empty());
+  auto all = store().list_topics();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 1u);
+}
+
+TEST_P(conformance, invalid_topics_are_refused) {
+  for (std::string bad : {std::string(), std::string("."), std::string(".."), std::string("a b"),
+                          std::string("a/b"), std::string("t\xc3\xbc"), std::string("a\0b", 3),
+                          std::string(250, 'x'), std::string("a,b")}) {
+    auto r = store().create_topic(bad, 1, {});
+    ASSERT_FALSE(r) << "accepted '" << bad << "'";
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+  }
+  for (int32_t partitions : {0, -1, max_partition_count + 1}) {
+    auto r = store().create_topic("p", partitions, {});
+    ASSERT_FALSE(r) << partitions;
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+  }
+  auto empty_config = store().create_topic("p", 1, {{"", "x"}});
+  ASSERT_FALSE(empty_config);
+  EXPECT_EQ(empty_config.code(), errc::invalid_argument);
+
+  auto all = store().list_topics();
+  ASSERT_TRUE(all);
+  EXPECT_TRUE(all->empty());
+
+  // The boundaries themselves are fine.
+  create(std::string(249, 'x'), 1);
+  create("Az09._-", 1);
+  create("...", 1);
+}
+
+TEST_P(conformance, max_partition_count_is_accepted) {
+  create("wide", max_partition_count);
+  EXPECT_EQ(hwm("wide", max_partition_count - 1), 0);
+  auto beyond = store().get_partition("wide", max_partition_count);
+  ASSERT_FALSE(beyond);
+  EXPECT_EQ(beyond.code(), errc::not_found);
+}
+
+TEST_P(conformance, list_topics_is_ordered_and_complete) {
+  auto none = store().list_topics();
+  ASSERT_TRUE(none) << none.message();
+  EXPECT_TRUE(none->empty());
+
+  ASSERT_TRUE(store().create_topic("zeta", 2, {{"x", "1"}}));
+  ASSERT_TRUE(store().create_topic("alpha", 1, {}));
+  ASSERT_TRUE(store().create_topic("mid", 4, {{"a", "1"}, {"b", "2"}}));
+  auto all = store().list_topics();
+  ASSERT_TRUE(all) << all.message();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].name, "alpha");
+  EXPECT_EQ((*all)[1].name, "mid");
+  EXPECT_EQ((*all)[2].name, "zeta");
+  EXPECT_EQ((*all)[1].partition_count, 4);
+  EXPECT_EQ((*all)[1].configs, (std::map<std::string, std::string>{{"a", "1"}, {"b", "2"}}));
+  EXPECT_EQ((*all)[2].configs, (std::map<std::string, std::string>{{"x", "1"}}));
+  EXPECT_TRUE((*all)[0].configs.empty());
+  std::set<topic_id> ids;
+  for (const auto& t : *all) ids.insert(t.id);
+  EXPECT_EQ(ids.size(), 3u) << "topic ids are unique";
+}
+
+TEST_P(conformance, new_partitions_are_empty) {
+  create("t", 3);
+  for (int32_t p = 0; p < 3; ++p) {
+    auto s = store().get_partition("t", p);
+    ASSERT_TRUE(s) << s.message();
+    EXPECT_EQ(s->log_start_offset, 0);
+    EXPECT_EQ(s->high_watermark, 0);
+  }
+  for (auto [topic, partition] : {std::pair<std::string, int32_t>{"t", 3}, {"t", -1}, {"u", 0}}) {
+    auto s = store().get_partition(topic, partition);
+    ASSERT_FALSE(s) << topic << "-" << partition;
+    EXPECT_EQ(s.code(), errc::not_found);
+  }
+}
+
+// ---- commits -----------------------------------------------------------------------------
+
+TEST_P(conformance, commit_assigns_contiguous_offsets) {
+  create("a", 2);
+  create("b", 1);
+  auto first =
+      commit_ok(object("obj-1", 1000,
+                       {range("a", 0, 0, 100, {batch(3), batch(2)}),
+                        range("b", 0, 100, 50, {batch(1)}), range("a", 1, 150, 200, {batch(4)})}));
+  ASSERT_EQ(first.size(), 3u);
+  expect_ok(first[0], 0, 4);
+  expect_ok(first[1], 0, 0);
+  expect_ok(first[2], 0, 3);
+
+  auto second = commit_ok(object("obj-2", 10, {range("a", 0, 0, 10, {batch(1)})}));
+  ASSERT_EQ(second.size(), 1u);
+  expect_ok(second[0], 5, 5);
+
+  auto third = commit_ok(
+      object("obj-3", 10, {range("b", 0, 0, 5, {batch(7)}), range("a", 1, 5, 5, {batch(2)})}));
+  ASSERT_EQ(third.size(), 2u);
+  expect_ok(third[0], 1, 7);
+  expect_ok(third[1], 4, 5);
+
+  EXPECT_EQ(hwm("a", 0), 6);
+  EXPECT_EQ(hwm("a", 1), 6);
+  EXPECT_EQ(hwm("b", 0), 8);
+}
+
+TEST_P(conformance, outcomes_follow_request_order) {
+  create("a", 1);
+  create("b", 2);
+  // Requested in the reverse of the lock order, with two ranges of a-0.
+  auto out =
+      commit_ok(object("obj", 100,
+                       {range("b", 1, 0, 10, {batch(1)}), range("a", 0, 10, 10, {batch(2)}),
+                        range("b", 0, 20, 10, {batch(3)}), range("a", 0, 30, 10, {batch(4)})}));
+  ASSERT_EQ(out.size(), 4u);
+  expect_ok(out[0], 0, 0);
+  expect_ok(out[1], 0, 1);  // first a-0 range in the request gets the lower offsets
+  expect_ok(out[2], 0, 2);
+  expect_ok(out[3], 2, 5);
+  EXPECT_EQ(hwm("a", 0), 6);
+}
+
+TEST_P(conformance, unknown_topic_or_partition_does_not_block_others) {
+  create("a", 2);
+  auto out =
+      commit_ok(object("obj", 100,
+                       {range("nope", 0, 0, 10, {batch(1)}), range("a", 2, 10, 10, {batch(1)}),
+                        range("a", -1, 20, 10, {batch(1)}), range("a", 1, 30, 10, {batch(5)}),
+                        range("bad name!", 0, 40, 10, {batch(1)})}));
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_EQ(out[0].status, range_status::unknown_topic_or_partition);
+  EXPECT_EQ(out[1].status, range_status::unknown_topic_or_partition);
+  EXPECT_EQ(out[2].status, range_status::unknown_topic_or_partition);
+  expect_ok(out[3], 0, 4);
+  EXPECT_EQ(out[4].status, range_status::unknown_topic_or_partition);
+  EXPECT_EQ(out[0].base_offset, -1);
+  EXPECT_EQ(hwm("a", 1), 5);
+  EXPECT_EQ(hwm("a", 0), 0);
+
+  // A commit where nothing is known still succeeds (the object is registered, unreferenced).
+  auto none = commit_ok(object("obj-none", 10, {range("nope", 0, 0, 10, {batch(1)})}));
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_EQ(none[0].status, range_status::unknown_topic_or_partition);
+  // An object without ranges too.
+  EXPECT_TRUE(commit_ok(object("obj-empty", 0, {})).empty());
+}
+
+TEST_P(conformance, malformed_commits_are_refused_whole) {
+  create("a", 1);
+  std::vector<object_commit> bad = {
+      object("", 10, {range("a", 0, 0, 10, {batch(1)})}),
+      object(std::string(max_object_key_length + 1, 'k'), 10, {range("a", 0, 0, 10, {batch(1)})}),
+      object("k", 10, {range("a", 0, 5, 6, {batch(1)})}),             // past the end
+      object("k", 10, {range("a", 0, 0, 0, {batch(1)})}),             // empty range
+      object("k", 10, {range("a", 0, UINT64_MAX, 2, {batch(1)})}),    // offset overflow
+      object("k", 10, {range("a", 0, 1, UINT64_MAX, {batch(1)})}),    // length overflow
+      object("k", 10, {range("a", 0, 0, 10, {})}),                    // no batches
+      object("k", 10, {range("a", 0, 0, 10, {batch(1), batch(0)})}),  // empty batch
+      object("k", 10, {range("a", 0, 0, 10, {batch(-3)})}),
+      object("k", UINT64_MAX, {range("a", 0, 0, 10, {batch(1)})}),  // size beyond int64
+      // A good range before a bad one must not be committed either.
+      object("k", 10, {range("a", 0, 0, 5, {batch(1)}), range("a", 0, 5, 6, {batch(1)})}),
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto r = store().commit_object(bad[i]);
+    ASSERT_FALSE(r) << "case " << i;
+    EXPECT_EQ(r.code(), errc::invalid_argument) << "case " << i << ": " << r.message();
+  }
+  EXPECT_EQ(hwm("a", 0), 0);
+  // The key "k" was never registered.
+  auto ok = commit_ok(object("k", 10, {range("a", 0, 0, 10, {batch(2)})}));
+  ASSERT_EQ(ok.size(), 1u);
+  expect_ok(ok[0], 0, 1);
+}
+
+TEST_P(conformance, retried_commit_returns_recorded_outcomes) {
+  create("a", 2);
+  auto c = object("obj-retry", 100,
+                  {range("a", 1, 0, 10, {batch(2)}), range("zz", 0, 10, 10, {batch(1)}),
+                   range("a", 0, 20, 10, {batch(3)})});
+  commit_ok(object("before", 10, {range("a", 0, 0, 10, {batch(4)})}));
+  auto first = commit_ok(c);
+  auto again = commit_ok(c);
+  ASSERT_EQ(first.size(), 3u);
+  ASSERT_EQ(again.size(), 3u);
+  for (size_t i = 0; i < first.size(); ++i) {
+    EXPECT_EQ(again[i].status, first[i].status) << i;
+    EXPECT_EQ(again[i].base_offset, first[i].base_offset) << i;
+    EXPECT_EQ(again[i].last_offset, first[i].last_offset) << i;
+  }
+  expect_ok(again[0], 0, 1);
+  EXPECT_EQ(again[1].status, range_status::unknown_topic_or_partition);
+  expect_ok(again[2], 4, 6);
+  EXPECT_EQ(hwm("a", 0), 7);
+  EXPECT_EQ(hwm("a", 1), 2);
+
+  auto other_size = c;
+  other_size.object_size = 101;
+  auto r = store().commit_object(other_size);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.code(), errc::conflict);
+  EXPECT_EQ(hwm("a", 0), 7);
+}
+
+// ---- index -------------------------------------------------------------------------------
+
+TEST_P(conformance, read_index_semantics) {
+  create("a", 2);
+  // a-0 gets [0..4] in o1, [5..5] in o2, [6..9] in o3; a-1 gets [0..0] in o2.
+  commit_ok(object("o1", 500, {range("a", 0, 100, 300, {batch(2, 1000), batch(3, 1500)})}));
+  commit_ok(object("o2", 50,
+                   {range("a", 1, 0, 20, {batch(1, 7)}), range("a", 0, 20, 30, {batch(1, 2000)})}));
+  auto o3 = object("o3", 64, {range("a", 0, 0, 64, {batch(4, 1999)})});
+  o3.ranges[0].max_timestamp = 2500;  // the range's own value counts too
+  commit_ok(o3);
+
+  auto all = store().read_index("a", 0, 0, 100);
+  ASSERT_TRUE(all) << all.message();
+  ASSERT_EQ(all->size(), 3u);
+  const index_entry& e0 = (*all)[0];
+  EXPECT_EQ(e0.base_offset, 0);
+  EXPECT_EQ(e0.last_offset, 4);
+  EXPECT_EQ(e0.max_timestamp, 1500);
+  EXPECT_EQ(e0.record_count, 5);
+  EXPECT_EQ(e0.object_key, "o1");
+  EXPECT_EQ(e0.byte_offset, 100u);
+  EXPECT_EQ(e0.byte_length, 300u);
+  const index_entry& e1 = (*all)[1];
+  EXPECT_EQ(e1.base_offset, 5);
+  EXPECT_EQ(e1.last_offset, 5);
+  EXPECT_EQ(e1.max_timestamp, 2000);
+  EXPECT_EQ(e1.record_count, 1);
+  EXPECT_EQ(e1.object_key, "o2");
+  EXPECT_EQ(e1.byte_offset, 20u);
+  EXPECT_EQ(e1.byte_length, 30u);
+  const index_entry& e2 = (*all)[2];
+  EXPECT_EQ(e2.base_offset, 6);
+  EXPECT_EQ(e2.last_offset, 9);
+  EXPECT_EQ(e2.max_timestamp, 2500);
+  EXPECT_EQ(e2.object_key, "o3");
+
+  auto bases = [&](int64_t from, size_t max) {
+    std::vector<int64_t> out;
+    auto r = store().read_index("a", 0, from, max);
+    EXPECT_TRUE(r) << r.message();
+    if (r) {
+      for (const auto& e : *r) out.push_back(e.base_offset);
+    }
+    return out;
+  };
+  using v = std::vector<int64_t>;
+  EXPECT_EQ(bases(-5, 100), (v{0, 5, 6}));  // before the log start
+  EXPECT_EQ(bases(3, 100), (v{0, 5, 6}));   // inside the first range
+  EXPECT_EQ(bases(4, 100), (v{0, 5, 6}));   // its last offset
+  EXPECT_EQ(bases(5, 100), (v{5, 6}));
+  EXPECT_EQ(bases(7, 100), (v{6}));
+  EXPECT_EQ(bases(9, 100), (v{6}));
+  EXPECT_EQ(bases(10, 100), v{});  // at the high watermark
+  EXPECT_EQ(bases(1000, 100), v{});
+  EXPECT_EQ(bases(0, 1), (v{0}));
+  EXPECT_EQ(bases(3, 2), (v{0, 5}));
+  EXPECT_EQ(bases(0, 0), v{});
+
+  auto other = store().read_index("a", 1, 0, 10);
+  ASSERT_TRUE(other);
+  ASSERT_EQ(other->size(), 1u);
+  EXPECT_EQ((*other)[0].object_key, "o2");
+  EXPECT_EQ((*other)[0].max_timestamp, 7);
+
+  for (auto [topic, partition] : {std::pair<std::string, int32_t>{"a", 2}, {"b", 0}}) {
+    auto r = store().read_index(topic, partition, 0, 10);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.code(), errc::not_found);
+  }
+  auto empty = store().read_index("a", 1, 1, 10);
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_P(conformance, read_index_pages_through_many_entries) {
+  create("p", 1);
+  for (int i = 0; i < 300; ++i) {
+    commit_ok(object("obj-" + std::to_string(i), 10, {range("p", 0, 0, 10, {batch(1 + i % 3)})}));
+  }
+  int64_t next = 0;
+  int64_t pages = 0;
+  int64_t entries = 0;
+  for (;;) {
+    auto r = store().read_index("p", 0, next, 64);
+    ASSERT_TRUE(r) << r.message();
+    if (r->empty()) break;
+    ++pages;
+    for (const auto& e : *r) {
+      ASSERT_EQ(e.base_offset, next);
+      next = e.last_offset + 1;
+      ++entries;
+    }
+  }
+  EXPECT_EQ(entries, 300);
+  EXPECT_EQ(pages, 5);
+  EXPECT_EQ(next, hwm("p", 0));
+}
+
+// ---- durability and migrations --------------------------------------------------------------
+
+TEST_P(conformance, state_survives_reopen) {
+  auto created = store().create_topic("keep", 2, {{"retention.ms", "86400000"}});
+  ASSERT_TRUE(created);
+  commit_ok(object("o1", 100, {range("keep", 1, 0, 100, {batch(10, 42)})}));
+  reopen();
+  auto t = store().get_topic("keep");
+  ASSERT_TRUE(t && t->has_value());
+  EXPECT_EQ((*t)->id, created->id);
+  EXPECT_EQ((*t)->configs.at("retention.ms"), "86400000");
+  EXPECT_EQ(hwm("keep", 1), 10);
+  auto idx = store().read_index("keep", 1, 0, 10);
+  ASSERT_TRUE(idx);
+  ASSERT_EQ(idx->size(), 1u);
+  EXPECT_EQ((*idx)[0].max_timestamp, 42);
+  // Offsets continue after the reopen.
+  auto out = commit_ok(object("o2", 10, {range("keep", 1, 0, 10, {batch(1)})}));
+  ASSERT_EQ(out.size(), 1u);
+  expect_ok(out[0], 10, 10);
+}
+
+TEST_P(conformance, reopening_is_idempotent) {
+  create("t", 1);
+  reopen();
+  reopen();
+  auto all = store().list_topics();
+  ASSERT_TRUE(all);
+  EXPECT_EQ(all->size(), 1u);
+  // Each migration is recorded exactly once.
+  auto rows = _harness->query_int("SELECT COUNT(*) FROM schema_version");
+  auto versions = _harness->query_int("SELECT COUNT(DISTINCT version) FROM schema_version");
+  auto newest = _harness->query_int("SELECT MAX(version) FROM schema_version");
+  ASSERT_TRUE(rows && versions && newest);
+  EXPECT_EQ(*rows, *versions);
+  EXPECT_EQ(*rows, *newest) << "versions 1..N, each once";
+  EXPECT_GE(*newest, 1);
+}
+
+TEST_P(conformance, newer_schema_is_refused) {
+  _store.reset();
+  ASSERT_EQ(_harness->exec_sql("INSERT INTO schema_version (version, name, applied_at_ms)"
+                               " VALUES (999, 'from_the_future', 0)"),
+            "");
+  auto opened = _harness->open();
+  ASSERT_FALSE(opened);
+  EXPECT_EQ(opened.code(), errc::schema_too_new);
+  EXPECT_NE(opened.message().find("schema version 999 is newer than this binary supports"),
+            std::string::npos)
+      << opened.message();
+  EXPECT_NE(opened.message().find("upgrade streamhouse"), std::string::npos);
+}
+
+// ---- concurrency -------------------------------------------------------------------------
+
+TEST_P(conformance, concurrent_commits_have_no_gaps_or_overlaps) {
+  constexpr int k_threads = 4;
+  constexpr int k_partitions = 8;
+  constexpr int k_commits_per_thread = 40;
+  create("c", k_partitions);
+
+  struct assigned {
+    int32_t partition;
+    int64_t base, last, count;
+  };
+  std::vector<std::vector<assigned>> per_thread(k_threads);
+  std::atomic<int> failures{0};
+  std::atomic<bool> writers_done{false};
+
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(1234 + t);
+      for (int i = 0; i < k_commits_per_thread; ++i) {
+        object_commit c;
+        // (append, not operator+ on a literal: GCC 12 reports a false -Wrestrict for that)
+        c.object_key = std::to_string(t);
+        c.object_key.append("-").append(std::to_string(i));
+        c.object_size = 1000;
+        std::vector<int64_t> counts;
+        // 1-3 ranges, possibly twice the same partition.
+        int n = 1 + static_cast<int>(rng() % 3);
+        for (int k = 0; k < n; ++k) {
+          int32_t p = static_cast<int32_t>(rng() % k_partitions);
+          int32_t cnt = 1 + static_cast<int32_t>(rng() % 5);
+          c.ranges.push_back(
+              range("c", p, static_cast<uint64_t>(k) * 100, 100, {batch(cnt), batch(1)}));
+          counts.push_back(cnt + 1);
+        }
+        auto r = store().commit_object(c);
+        if (!r || r->size() != c.ranges.size()) {
+          ++failures;
+          continue;
+        }
+        for (size_t k = 0; k < r->size(); ++k) {
+          const range_outcome& o = (*r)[k];
+          if (o.status != range_status::ok) ++failures;
+          per_thread[t].push_back({c.ranges[k].partition, o.base_offset, o.last_offset, counts[k]});
+        }
+      }
+    });
+  }
+  // A reader running alongside sees high watermarks that never go back.
+  std::thread reader([&] {
+    std::vector<int64_t> seen(k_partitions, 0);
+    while (!writers_done.load()) {
+      for (int32_t p = 0; p < k_partitions; ++p) {
+        auto s = store().get_partition("c", p);
+        if (!s || s->high_watermark < seen[p]) ++failures;
+        if (s) seen[p] = s->high_watermark;
+        auto idx = store().read_index("c", p, 0, 1000);
+        if (!idx) ++failures;
+      }
+    }
+  });
+  for (auto& th : threads) th.join();
+  writers_done = true;
+  reader.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  std::map<int32_t, std::vector<assigned>> by_partition;
+  for (const auto& v : per_thread) {
+    for (const auto& a : v) by_partition[a.partition].push_back(a);
+  }
+  int64_t total = 0;
+  for (int32_t p = 0; p < k_partitions; ++p) {
+    auto& v = by_partition[p];
+    std::sort(v.begin(), v.end(),
+              [](const assigned& x, const assigned& y) { return x.base < y.base; });
+    int64_t next = 0;
+    int64_t sum = 0;
+    for (const auto& a : v) {
+      EXPECT_EQ(a.base, next) << "gap or overlap in partition " << p;
+      EXPECT_EQ(a.last - a.base + 1, a.count);
+      next = a.last + 1;
+      sum += a.count;
+    }
+    EXPECT_EQ(hwm("c", p), sum) << "partition " << p;
+    total += sum;
+    auto idx = store().read_index("c", p, 0, 100000);
+    ASSERT_TRUE(idx);
+    ASSERT_EQ(idx->size(), v.size());
+    for (size_t i = 0; i < v.size(); ++i) {
+      EXPECT_EQ((*idx)[i].base_offset, v[i].base);
+      EXPECT_EQ((*idx)[i].last_offset, v[i].last);
+    }
+  }
+  int64_t hwm_total = 0;
+  for (int32_t p = 0; p < k_partitions; ++p) hwm_total += hwm("c", p);
+  EXPECT_EQ(hwm_total, total);
+  EXPECT_GT(total, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(stores, conformance, ::testing::ValuesIn(all_harness_factories()),
+                         [](const ::testing::TestParamInfo<harness_factory>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace sh::metadata::testing

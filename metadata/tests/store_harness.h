@@ -1,0 +1,48 @@
+#pragma once
+// Test harnesses for the metadata_store conformance suite. A harness owns one fresh, empty
+// database of one implementation; every open() of the same harness reaches the same database
+// (so tests can close and reopen). Adding an implementation = adding a factory here.
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "sh/metadata/metadata_store.h"
+
+namespace sh::metadata::testing {
+
+class store_harness {
+ public:
+  virtual ~store_harness() = default;
+  virtual mresult<std::unique_ptr<metadata_store>> open() = 0;
+  // Runs SQL directly on the database behind the store (for migration tests). Returns "" on
+  // success or the database's error message.
+  virtual std::string exec_sql(const std::string& sql) = 0;
+  // The first column of the first row of a query, or nullopt on error or no row.
+  virtual std::optional<int64_t> query_int(const std::string& sql) = 0;
+  // Why the harness cannot run here (e.g. no database server configured); "" when it can.
+  virtual std::string skip_reason() const { return {}; }
+};
+
+struct harness_factory {
+  std::string name;  // a GoogleTest parameter name: [A-Za-z0-9_]
+  std::function<std::unique_ptr<store_harness>()> make;
+};
+
+std::vector<harness_factory> all_harness_factories();
+
+// A fresh temporary directory, removed with everything in it on destruction.
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& path() const { return _path; }
+
+ private:
+  std::string _path;
+};
+
+}  // namespace sh::metadata::testing
