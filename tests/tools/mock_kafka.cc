@@ -2,10 +2,11 @@
 // integration test harnesses themselves (tests/integration/*). It prints its bootstrap servers on
 // the first line of stdout and serves until SIGTERM or SIGINT.
 //
-//   sh_mock_kafka [--partitions N] [--topic NAME]...
+//   sh_mock_kafka [--partitions N] [--topic NAME[:PARTITIONS]]...
 //
-// The mock auto-creates topics; --topic pre-creates one with N partitions (default 4) because the
-// mock has no CreateTopics API. It keeps data in memory only, so it cannot check restarts.
+// The mock auto-creates topics (with 4 partitions); --topic pre-creates one with PARTITIONS, else
+// N (default 4), partitions, because the mock has no CreateTopics API. It keeps data in memory
+// only, so it cannot check restarts.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 
@@ -14,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -26,14 +28,20 @@ void on_signal(int) { stop_requested = 1; }
 
 int main(int argc, char** argv) {
   int partitions = 4;
-  std::vector<std::string> topics;
+  std::vector<std::pair<std::string, int>> topics;  // partitions 0 = the --partitions value
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--partitions") == 0 && i + 1 < argc) {
       partitions = std::atoi(argv[++i]);
     } else if (std::strcmp(argv[i], "--topic") == 0 && i + 1 < argc) {
-      topics.emplace_back(argv[++i]);
+      std::string spec = argv[++i];
+      std::size_t colon = spec.rfind(':');
+      if (colon == std::string::npos) {
+        topics.emplace_back(spec, 0);
+      } else {
+        topics.emplace_back(spec.substr(0, colon), std::atoi(spec.c_str() + colon + 1));
+      }
     } else {
-      std::fprintf(stderr, "usage: %s [--partitions N] [--topic NAME]...\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--partitions N] [--topic NAME[:PARTITIONS]]...\n", argv[0]);
       return 2;
     }
   }
@@ -56,8 +64,9 @@ int main(int argc, char** argv) {
     rd_kafka_destroy(rk);
     return 1;
   }
-  for (const std::string& topic : topics) {
-    rd_kafka_resp_err_t e = rd_kafka_mock_topic_create(cluster, topic.c_str(), partitions, 1);
+  for (const auto& [topic, count] : topics) {
+    rd_kafka_resp_err_t e =
+        rd_kafka_mock_topic_create(cluster, topic.c_str(), count > 0 ? count : partitions, 1);
     if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
       std::fprintf(stderr, "creating %s: %s\n", topic.c_str(), rd_kafka_err2str(e));
       rd_kafka_mock_cluster_destroy(cluster);
