@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "postgres_store.h"
 #include "sqlite_store.h"
 
 namespace sh::metadata {
@@ -64,7 +65,14 @@ mresult<std::unique_ptr<metadata_store>> open_metadata_store(const std::string& 
   std::string_view u = url;
   if (u.empty()) return make_error(errc::invalid_argument, "empty metadata url");
   if (u.starts_with("postgresql:") || u.starts_with("postgres:")) {
-    return make_error(errc::unsupported, "PostgreSQL metadata store is not implemented yet");
+    detail::postgres_options options;
+    // A URI goes to libpq whole; "postgresql:host=... dbname=..." carries a keyword conninfo.
+    std::string_view rest = u.substr(u.find(':') + 1);
+    options.conninfo = std::string(rest.starts_with("//") ? u : rest);
+    if (options.conninfo.empty()) {
+      return make_error(errc::invalid_argument, "metadata url without a connection string");
+    }
+    return detail::open_postgres_store(options);
   }
   std::string_view path = u;
   if (u.starts_with("sqlite:")) {

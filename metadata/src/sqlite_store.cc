@@ -24,21 +24,6 @@
 namespace sh::metadata::detail {
 namespace {
 
-#define SH_META_TRY(var, expr)   \
-  auto var##_result = (expr);    \
-  if (!var##_result) {           \
-    return var##_result.error(); \
-  }                              \
-  auto& var = *var##_result
-
-#define SH_META_CHECK(expr)                \
-  do {                                     \
-    auto sh_meta_check_result = (expr);    \
-    if (!sh_meta_check_result) {           \
-      return sh_meta_check_result.error(); \
-    }                                      \
-  } while (0)
-
 error_info<errc> sqlite_error(sqlite3* db, int rc, std::string_view what) {
   errc code = errc::io_error;
   switch (rc & 0xff) {

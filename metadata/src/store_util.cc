@@ -49,6 +49,10 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
   }
   for (const auto& [key, value] : configs) {
     if (key.empty()) return make_error(errc::invalid_argument, "empty topic config name");
+    // Database text columns can't hold NUL (PostgreSQL refuses it); so no store accepts it.
+    if (key.find('\0') != std::string::npos || value.find('\0') != std::string::npos) {
+      return make_error(errc::invalid_argument, "NUL character in topic config " + key);
+    }
   }
   return {};
 }
@@ -58,6 +62,9 @@ mresult<void> validate_commit(const object_commit& commit) {
     return make_error(
         errc::invalid_argument,
         "object key must have 1.." + std::to_string(max_object_key_length) + " characters");
+  }
+  if (commit.object_key.find('\0') != std::string::npos) {
+    return make_error(errc::invalid_argument, "NUL character in object key");
   }
   if (commit.object_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return make_error(errc::invalid_argument, "object size too large");

@@ -8,6 +8,22 @@
 
 #include "sh/metadata/metadata_store.h"
 
+// Propagate an error from an mresult-returning expression: SH_META_TRY binds the value to `var`.
+#define SH_META_TRY(var, expr)   \
+  auto var##_result = (expr);    \
+  if (!var##_result) {           \
+    return var##_result.error(); \
+  }                              \
+  auto& var = *var##_result
+
+#define SH_META_CHECK(expr)                \
+  do {                                     \
+    auto sh_meta_check_result = (expr);    \
+    if (!sh_meta_check_result) {           \
+      return sh_meta_check_result.error(); \
+    }                                      \
+  } while (0)
+
 namespace sh::metadata::detail {
 
 int64_t now_ms();

@@ -58,7 +58,7 @@ TEST(sqlite_store, bad_urls) {
   auto no_path = open_metadata_store("sqlite:");
   ASSERT_FALSE(no_path);
   EXPECT_EQ(no_path.code(), errc::invalid_argument);
-  for (const char* url : {"postgresql://localhost/db", "postgres://u@h/db", "http://x/y"}) {
+  for (const char* url : {"http://x/y", "mysql://h/db"}) {
     auto r = open_metadata_store(url);
     ASSERT_FALSE(r) << url;
     EXPECT_EQ(r.code(), errc::unsupported) << url;

@@ -15,7 +15,9 @@ namespace sh::metadata::testing {
 class store_harness {
  public:
   virtual ~store_harness() = default;
-  virtual mresult<std::unique_ptr<metadata_store>> open() = 0;
+  // The url open() passes to open_metadata_store.
+  virtual std::string url() const = 0;
+  virtual mresult<std::unique_ptr<metadata_store>> open() { return open_metadata_store(url()); }
   // Runs SQL directly on the database behind the store (for migration tests). Returns "" on
   // success or the database's error message.
   virtual std::string exec_sql(const std::string& sql) = 0;
@@ -31,6 +33,10 @@ struct harness_factory {
 };
 
 std::vector<harness_factory> all_harness_factories();
+
+// The PostgreSQL harness on its own (for PostgreSQL-specific tests); skip_reason() says when
+// PG_DSN is unset.
+std::unique_ptr<store_harness> make_postgres_harness();
 
 // A fresh temporary directory, removed with everything in it on destruction.
 class temp_dir {

@@ -122,7 +122,7 @@ class metadata_store {
 
   // Creates the topic with `partitions` empty partitions (offsets start at 0) and a new random
   // topic id. Errors: invalid_argument (bad name, partition count outside 1..100000, empty config
-  // name), already_exists.
+  // name, NUL in a config name or value), already_exists.
   virtual mresult<topic_info> create_topic(const std::string& name, int32_t partitions,
                                            const std::map<std::string, std::string>& configs) = 0;
   // std::nullopt when there is no such topic.
@@ -141,9 +141,9 @@ class metadata_store {
   // When the transaction returns, it is durable. Committing an object key that is already
   // registered with the same size is treated as a retry of an earlier commit whose answer was
   // lost: nothing changes and the outcomes recorded for it are returned again. Errors:
-  // invalid_argument (malformed commit: empty key, range outside the object, a range without
-  // batches or with offset_count < 1), conflict (the key is registered with another size),
-  // io_error, busy.
+  // invalid_argument (malformed commit: empty, too long or NUL-containing key, range outside the
+  // object, a range without batches or with offset_count < 1), conflict (the key is registered with
+  // another size), io_error, busy.
   virtual mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) = 0;
 
   // Index entries of the partition whose last_offset >= from_offset, ordered by base_offset, at

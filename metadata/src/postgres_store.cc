@@ -1,0 +1,730 @@
+// PostgreSQL metadata_store.
+//
+// A pool of libpq connections (opened on demand, up to max_connections); each connection
+// prepares the statements it uses once. A commit locks the partition rows it touches with
+// SELECT ... FOR UPDATE ordered by (topic_key, partition) -- the same order in every broker, so
+// concurrent commits never deadlock -- and does the whole commit in a fixed number of round trips
+// (arrays + unnest) however many ranges the object holds.
+//
+// A transaction that fails because the connection was lost, or on a deadlock or serialization
+// failure, is retried on a fresh connection with backoff. That is safe for commit_object even
+// when the connection dropped during COMMIT: a retried commit of a registered object key returns
+// the outcomes recorded the first time.
+#include "postgres_store.h"
+
+#include <libpq-fe.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <limits>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+#include <tuple>
+#include <unordered_map>
+#include <utility>
+
+#include "migrations.h"
+#include "store_util.h"
+
+namespace sh::metadata::detail {
+namespace {
+
+// Serializes migrations of brokers that start at the same time (any constant unique to us).
+constexpr int64_t k_migration_lock_key = 0x53484d455441;  // "SHMETA"
+
+// ---- text encodings ----------------------------------------------------------------------
+
+std::string hex_encode(const uint8_t* data, size_t size) {
+  static constexpr char digits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(size * 2);
+  for (size_t i = 0; i < size; ++i) {
+    out += digits[data[i] >> 4];
+    out += digits[data[i] & 0xf];
+  }
+  return out;
+}
+
+bool hex_decode(std::string_view hex, uint8_t* out, size_t size) {
+  if (hex.size() != size * 2) return false;
+  auto nibble = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < size; ++i) {
+    int hi = nibble(hex[2 * i]);
+    int lo = nibble(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>(hi << 4 | lo);
+  }
+  return true;
+}
+
+// A PostgreSQL array literal of text elements: {"a","b\"c"}.
+std::string text_array(const std::vector<std::string_view>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += '"';
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  out += '}';
+  return out;
+}
+
+template <class Int>
+std::string int_array(const std::vector<Int>& items) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += ',';
+    out += std::to_string(items[i]);
+  }
+  out += '}';
+  return out;
+}
+
+int64_t parse_i64(const char* s) {
+  // Values come from our own BIGINT/INTEGER columns, so they always parse.
+  return std::strtoll(s, nullptr, 10);
+}
+
+// ---- libpq wrappers ----------------------------------------------------------------------
+
+class pg_result {
+ public:
+  explicit pg_result(PGresult* r) : _r(r) {}
+  pg_result(pg_result&& other) noexcept : _r(std::exchange(other._r, nullptr)) {}
+  pg_result(const pg_result&) = delete;
+  pg_result& operator=(const pg_result&) = delete;
+  pg_result& operator=(pg_result&&) = delete;
+  ~pg_result() { PQclear(_r); }
+
+  PGresult* get() const { return _r; }
+  int rows() const { return PQntuples(_r); }
+  bool null(int row, int col) const { return PQgetisnull(_r, row, col) != 0; }
+  std::string text(int row, int col) const {
+    return std::string(PQgetvalue(_r, row, col), static_cast<size_t>(PQgetlength(_r, row, col)));
+  }
+  int64_t i64(int row, int col) const { return parse_i64(PQgetvalue(_r, row, col)); }
+
+ private:
+  PGresult* _r;
+};
+
+// Statement parameters, all sent as text.
+class params {
+ public:
+  params& add(int64_t v) {
+    _values.push_back(std::to_string(v));
+    return *this;
+  }
+  params& add(std::string v) {
+    _values.push_back(std::move(v));
+    return *this;
+  }
+  params& add(const char* v) { return add(std::string(v)); }
+  std::vector<const char*> pointers() const {
+    std::vector<const char*> out;
+    out.reserve(_values.size());
+    for (const auto& v : _values) out.push_back(v.c_str());
+    return out;
+  }
+
+ private:
+  std::vector<std::string> _values;
+};
+
+struct statement {
+  const char* name;
+  const char* sql;
+};
+
+class pg_conn {
+ public:
+  static mresult<std::unique_ptr<pg_conn>> connect(const postgres_options& options) {
+    std::string timeout = std::to_string(options.connect_timeout_s);
+    // Defaults first: parameters expanded from the conninfo ("dbname", expand_dbname=1)
+    // override them.
+    const char* keys[] = {"connect_timeout", "application_name", "dbname", nullptr};
+    const char* values[] = {timeout.c_str(), "streamhouse", options.conninfo.c_str(), nullptr};
+    PGconn* c = PQconnectdbParams(keys, values, 1);
+    auto conn = std::unique_ptr<pg_conn>(new pg_conn(c));
+    if (c == nullptr) return make_error(errc::io_error, "postgresql: out of memory");
+    if (PQstatus(c) != CONNECTION_OK) {
+      std::string msg = PQerrorMessage(c);
+      while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+      return make_error(errc::io_error, "postgresql: connect: " + msg);
+    }
+    // Without this, libpq prints NOTICEs ("relation already exists, skipping") to stderr.
+    PQsetNoticeProcessor(
+        c, [](void*, const char*) {}, nullptr);
+    return conn;
+  }
+
+  ~pg_conn() {
+    if (_c != nullptr) PQfinish(_c);
+  }
+
+  bool broken() const { return PQstatus(_c) != CONNECTION_OK; }
+  // Whether the last failure may succeed when the transaction is run again.
+  bool retryable_failure() const { return _retryable; }
+  const std::string& last_sqlstate() const { return _sqlstate; }
+  const std::string& last_constraint() const { return _constraint; }
+  void clear_failure() {
+    _retryable = false;
+    _sqlstate.clear();
+    _constraint.clear();
+  }
+  PGconn* raw() const { return _c; }
+
+  // A statement (or several) through the simple query protocol.
+  mresult<void> exec(const char* sql, std::string_view what) {
+    PGresult* r = PQexec(_c, sql);
+    pg_result guard(r);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return failure(r, what);
+    return {};
+  }
+
+  mresult<pg_result> query(const statement& stmt, const params& p) {
+    if (!_prepared.contains(stmt.name)) {
+      pg_result prep(PQprepare(_c, stmt.name, stmt.sql, 0, nullptr));
+      if (PQresultStatus(prep.get()) != PGRES_COMMAND_OK) {
+        return failure(prep.get(), std::string("prepare ") + stmt.name);
+      }
+      _prepared.insert(stmt.name);
+    }
+    auto ptrs = p.pointers();
+    PGresult* r = PQexecPrepared(_c, stmt.name, static_cast<int>(ptrs.size()), ptrs.data(), nullptr,
+                                 nullptr, 0);
+    pg_result result(r);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return failure(r, stmt.name);
+    return result;
+  }
+
+ private:
+  explicit pg_conn(PGconn* c) : _c(c) {}
+
+  error_info<errc> failure(PGresult* r, std::string_view what) {
+    const char* state = r != nullptr ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : nullptr;
+    const char* constraint =
+        r != nullptr ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : nullptr;
+    _sqlstate = state != nullptr ? state : "";
+    _constraint = constraint != nullptr ? constraint : "";
+    errc code = errc::io_error;
+    if (_sqlstate == "23505") {
+      code = errc::conflict;  // unique violation
+    } else if (_sqlstate == "40001" || _sqlstate == "40P01" || _sqlstate == "55P03" ||
+               _sqlstate == "57014" || _sqlstate.starts_with("53")) {
+      code = errc::busy;  // serialization, deadlock, lock timeout, cancel, out of resources
+    }
+    _retryable = broken() || _sqlstate == "40001" || _sqlstate == "40P01" ||
+                 _sqlstate.starts_with("08") || _sqlstate == "57P01" || _sqlstate == "57P02" ||
+                 _sqlstate == "57P03";
+    std::string msg = r != nullptr ? PQresultErrorMessage(r) : "";
+    if (msg.empty()) msg = PQerrorMessage(_c);
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    std::string text = "postgresql: ";
+    text += what;
+    text += ": ";
+    text += msg;
+    if (!_sqlstate.empty()) text += " (SQLSTATE " + _sqlstate + ")";
+    return make_error(code, std::move(text));
+  }
+
+  PGconn* _c;
+  std::set<std::string> _prepared;
+  bool _retryable = false;
+  std::string _sqlstate;
+  std::string _constraint;
+};
+
+// A transaction on one connection that rolls back unless commit() succeeded.
+class pg_txn {
+ public:
+  static mresult<pg_txn> begin(pg_conn& conn) {
+    SH_META_CHECK(conn.exec("BEGIN", "begin transaction"));
+    return pg_txn(&conn);
+  }
+  pg_txn(pg_txn&& other) noexcept : _conn(std::exchange(other._conn, nullptr)) {}
+  pg_txn(const pg_txn&) = delete;
+  pg_txn& operator=(const pg_txn&) = delete;
+  pg_txn& operator=(pg_txn&&) = delete;
+  ~pg_txn() {
+    if (_conn != nullptr && !_conn->broken()) PQclear(PQexec(_conn->raw(), "ROLLBACK"));
+  }
+  mresult<void> commit() {
+    pg_conn* conn = std::exchange(_conn, nullptr);
+    return conn->exec("COMMIT", "commit");
+  }
+
+ private:
+  explicit pg_txn(pg_conn* conn) : _conn(conn) {}
+  pg_conn* _conn;
+};
+
+// ---- SQL ---------------------------------------------------------------------------------
+
+constexpr const char* k_create_schema_version =
+    "CREATE TABLE IF NOT EXISTS schema_version ("
+    " version INTEGER NOT NULL PRIMARY KEY,"
+    " name TEXT NOT NULL,"
+    " applied_at_ms BIGINT NOT NULL)";
+
+const statement k_lock_migrations{"sh_lock_migrations", "SELECT pg_advisory_xact_lock($1::bigint)"};
+const statement k_select_schema_version{"sh_schema_version",
+                                        "SELECT COALESCE(MAX(version), 0) FROM schema_version"};
+const statement k_insert_schema_version{
+    "sh_insert_schema_version",
+    "INSERT INTO schema_version (version, name, applied_at_ms) VALUES ($1, $2, $3)"};
+
+const statement k_select_topic_exists{
+    "sh_topic_exists", "SELECT 1 FROM topics WHERE name = $1 AND deleted_at_ms IS NULL"};
+const statement k_insert_topic{"sh_insert_topic",
+                               "INSERT INTO topics (name, topic_id, partition_count, created_at_ms)"
+                               " VALUES ($1, decode($2, 'hex'), $3, $4) RETURNING topic_key"};
+const statement k_insert_topic_configs{
+    "sh_insert_topic_configs",
+    "INSERT INTO topic_configs (topic_key, name, value)"
+    " SELECT $1, n, v FROM unnest($2::text[], $3::text[]) AS c(n, v)"};
+const statement k_insert_partitions{"sh_insert_partitions",
+                                    "INSERT INTO partitions (topic_key, partition)"
+                                    " SELECT $1, generate_series(0, $2::integer - 1)"};
+// Topics with their configs (one row per config, or one row with NULLs when there is none).
+const statement k_select_topic{
+    "sh_select_topic",
+    "SELECT t.topic_key, t.name, encode(t.topic_id, 'hex'), t.partition_count, t.created_at_ms,"
+    " c.name, c.value FROM topics t LEFT JOIN topic_configs c ON c.topic_key = t.topic_key"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL"};
+const statement k_select_topics{
+    "sh_select_topics",
+    "SELECT t.topic_key, t.name, encode(t.topic_id, 'hex'), t.partition_count, t.created_at_ms,"
+    " c.name, c.value FROM topics t LEFT JOIN topic_configs c ON c.topic_key = t.topic_key"
+    " WHERE t.deleted_at_ms IS NULL ORDER BY t.name COLLATE \"C\", t.topic_key"};
+const statement k_select_partition{
+    "sh_select_partition",
+    "SELECT p.log_start_offset, p.high_watermark FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
+
+const statement k_insert_object{
+    "sh_insert_object",
+    "INSERT INTO objects (object_key, object_size, kind, state, created_at_ms)"
+    " VALUES ($1, $2, 'ingest', 'live', $3) ON CONFLICT (object_key) DO NOTHING RETURNING 1"};
+const statement k_select_object_size{"sh_object_size",
+                                     "SELECT object_size FROM objects WHERE object_key = $1"};
+const statement k_select_object_entries{
+    "sh_object_entries",
+    "SELECT t.name, e.partition, e.byte_offset, e.base_offset, e.last_offset"
+    " FROM index_entries e JOIN topics t ON t.topic_key = e.topic_key WHERE e.object_key = $1"};
+// Locks the partitions of a commit. ORDER BY is applied before the rows are locked, so every
+// committer locks in (topic_key, partition) order.
+const statement k_lock_partitions{
+    "sh_lock_partitions",
+    "SELECT t.name, p.partition, p.topic_key, p.high_watermark FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.deleted_at_ms IS NULL AND (t.name, p.partition) IN"
+    "  (SELECT n, q FROM unnest($1::text[], $2::integer[]) AS v(n, q))"
+    " ORDER BY p.topic_key, p.partition FOR UPDATE OF p"};
+const statement k_insert_index_entries{
+    "sh_insert_index_entries",
+    "INSERT INTO index_entries (topic_key, partition, base_offset, last_offset, max_timestamp,"
+    " record_count, object_key, byte_offset, byte_length)"
+    " SELECT k, q, b, l, ts, n, $1, bo, bl FROM unnest($2::bigint[], $3::integer[],"
+    " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])"
+    " AS v(k, q, b, l, ts, n, bo, bl)"};
+const statement k_update_high_watermarks{
+    "sh_update_high_watermarks",
+    "UPDATE partitions p SET high_watermark = v.h"
+    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS v(k, q, h)"
+    " WHERE p.topic_key = v.k AND p.partition = v.q"};
+// One row with NULL entry columns when the partition exists but has no matching entries; no row
+// when the partition does not exist. The entry lookup is a primary-key seek + range scan.
+const statement k_select_index{
+    "sh_select_index",
+    "SELECT e.base_offset, e.last_offset, e.max_timestamp, e.record_count, e.object_key,"
+    " e.byte_offset, e.byte_length FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
+    " LEFT JOIN LATERAL (SELECT * FROM index_entries i"
+    "  WHERE i.topic_key = p.topic_key AND i.partition = p.partition AND i.last_offset >= $3"
+    "  AND i.base_offset >= COALESCE((SELECT j.base_offset FROM index_entries j"
+    "   WHERE j.topic_key = p.topic_key AND j.partition = p.partition AND j.base_offset <= $3"
+    "   ORDER BY j.base_offset DESC LIMIT 1), $3)"
+    "  ORDER BY i.base_offset LIMIT $4) e ON true"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"
+    " ORDER BY e.base_offset"};
+
+// Rows of k_select_topic(s) -> topics, in row order.
+std::vector<topic_info> topics_from_rows(const pg_result& r) {
+  std::vector<topic_info> out;
+  int64_t last_key = -1;
+  for (int i = 0; i < r.rows(); ++i) {
+    int64_t key = r.i64(i, 0);
+    if (out.empty() || key != last_key) {
+      topic_info t;
+      t.name = r.text(i, 1);
+      hex_decode(r.text(i, 2), t.id.data(), t.id.size());
+      t.partition_count = static_cast<int32_t>(r.i64(i, 3));
+      t.created_at_ms = r.i64(i, 4);
+      out.push_back(std::move(t));
+      last_key = key;
+    }
+    if (!r.null(i, 5)) out.back().configs.emplace(r.text(i, 5), r.text(i, 6));
+  }
+  return out;
+}
+
+mresult<void> migrate(pg_conn& conn) {
+  auto migrations = postgresql_migrations();
+  int known = migrations.empty() ? 0 : migrations.back().version;
+  SH_META_TRY(txn, pg_txn::begin(conn));
+  SH_META_CHECK(conn.query(k_lock_migrations, params().add(k_migration_lock_key)));
+  SH_META_CHECK(conn.exec(k_create_schema_version, "create schema_version"));
+  SH_META_TRY(current_rows, conn.query(k_select_schema_version, params()));
+  int64_t current = current_rows.i64(0, 0);
+  if (current > known) {
+    return make_error(errc::schema_too_new, "metadata database schema version " +
+                                                std::to_string(current) +
+                                                " is newer than this binary supports (" +
+                                                std::to_string(known) + "); upgrade streamhouse");
+  }
+  for (const migration& m : migrations) {
+    if (m.version <= current) continue;
+    std::string sql(m.sql);
+    SH_META_CHECK(conn.exec(sql.c_str(), "apply migration " + std::to_string(m.version) + " (" +
+                                             std::string(m.name) + ")"));
+    SH_META_CHECK(conn.query(k_insert_schema_version,
+                             params().add(m.version).add(std::string(m.name)).add(now_ms())));
+  }
+  return txn.commit();
+}
+
+class postgres_store final : public metadata_store {
+ public:
+  postgres_store(postgres_options options, std::unique_ptr<pg_conn> first, std::string description)
+      : _options(std::move(options)), _description(std::move(description)) {
+    _idle.push_back(std::move(first));
+    _open = 1;
+  }
+
+  mresult<topic_info> create_topic(const std::string& name, int32_t partitions,
+                                   const std::map<std::string, std::string>& configs) override {
+    SH_META_CHECK(validate_create_topic(name, partitions, configs));
+    return with_conn([&](pg_conn& c) -> mresult<topic_info> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(exists, c.query(k_select_topic_exists, params().add(name)));
+      if (exists.rows() > 0) {
+        return make_error(errc::already_exists, "topic '" + name + "' already exists");
+      }
+      topic_info t;
+      t.name = name;
+      t.partition_count = partitions;
+      t.configs = configs;
+      t.created_at_ms = now_ms();
+      t.id = random_topic_id();
+      auto inserted = c.query(k_insert_topic, params()
+                                                  .add(name)
+                                                  .add(hex_encode(t.id.data(), t.id.size()))
+                                                  .add(partitions)
+                                                  .add(t.created_at_ms));
+      if (!inserted) {
+        // A concurrent create of the same name won the unique index.
+        if (c.last_constraint() == "topics_live_name") {
+          return make_error(errc::already_exists, "topic '" + name + "' already exists");
+        }
+        return inserted.error();
+      }
+      int64_t key = inserted->i64(0, 0);
+      if (!configs.empty()) {
+        std::vector<std::string_view> names;
+        std::vector<std::string_view> values;
+        for (const auto& [k, v] : configs) {
+          names.push_back(k);
+          values.push_back(v);
+        }
+        SH_META_CHECK(c.query(k_insert_topic_configs,
+                              params().add(key).add(text_array(names)).add(text_array(values))));
+      }
+      SH_META_CHECK(c.query(k_insert_partitions, params().add(key).add(partitions)));
+      SH_META_CHECK(txn.commit());
+      return t;
+    });
+  }
+
+  mresult<std::optional<topic_info>> get_topic(const std::string& name) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::optional<topic_info>> {
+      SH_META_TRY(r, c.query(k_select_topic, params().add(name)));
+      auto topics = topics_from_rows(r);
+      if (topics.empty()) return std::optional<topic_info>();
+      return std::optional<topic_info>(std::move(topics.front()));
+    });
+  }
+
+  mresult<std::vector<topic_info>> list_topics() override {
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<topic_info>> {
+      SH_META_TRY(r, c.query(k_select_topics, params()));
+      return topics_from_rows(r);
+    });
+  }
+
+  mresult<partition_state> get_partition(const std::string& topic, int32_t partition) override {
+    return with_conn([&](pg_conn& c) -> mresult<partition_state> {
+      SH_META_TRY(r, c.query(k_select_partition, params().add(topic).add(partition)));
+      if (r.rows() == 0) return not_found(topic, partition);
+      return partition_state{r.i64(0, 0), r.i64(0, 1)};
+    });
+  }
+
+  mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) override {
+    SH_META_CHECK(validate_commit(commit));
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<range_outcome>> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(inserted,
+                  c.query(k_insert_object, params()
+                                               .add(commit.object_key)
+                                               .add(static_cast<int64_t>(commit.object_size))
+                                               .add(now_ms())));
+      if (inserted.rows() == 0) {
+        SH_META_TRY(size, c.query(k_select_object_size, params().add(commit.object_key)));
+        if (size.rows() == 0 || static_cast<uint64_t>(size.i64(0, 0)) != commit.object_size) {
+          return make_error(errc::conflict, "object '" + commit.object_key +
+                                                "' is already registered with another size");
+        }
+        return replay_commit(c, commit);
+      }
+
+      // Lock every partition the commit touches, in the global order.
+      std::vector<std::string_view> names;
+      std::vector<int32_t> parts;
+      std::set<std::pair<std::string_view, int32_t>> wanted;
+      for (const range_commit& r : commit.ranges) {
+        if (!is_valid_topic_name(r.topic) || r.partition < 0) continue;
+        if (wanted.emplace(r.topic, r.partition).second) {
+          names.push_back(r.topic);
+          parts.push_back(r.partition);
+        }
+      }
+      struct locked {
+        int64_t topic_key;
+        int64_t next_offset;
+        bool touched = false;
+      };
+      std::map<std::pair<std::string, int32_t>, locked> partitions;
+      if (!names.empty()) {
+        SH_META_TRY(rows, c.query(k_lock_partitions,
+                                  params().add(text_array(names)).add(int_array(parts))));
+        for (int i = 0; i < rows.rows(); ++i) {
+          partitions.emplace(std::pair(rows.text(i, 0), static_cast<int32_t>(rows.i64(i, 1))),
+                             locked{rows.i64(i, 2), rows.i64(i, 3)});
+        }
+      }
+
+      // Assign offsets in request order (which is also each partition's order).
+      std::vector<range_outcome> outcomes(commit.ranges.size());
+      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths;
+      std::vector<int32_t> entry_parts;
+      for (size_t i = 0; i < commit.ranges.size(); ++i) {
+        const range_commit& r = commit.ranges[i];
+        auto it = partitions.find(std::pair(r.topic, r.partition));
+        if (it == partitions.end()) {
+          outcomes[i].status = range_status::unknown_topic_or_partition;
+          continue;
+        }
+        locked& p = it->second;
+        int64_t count = range_offset_count(r);
+        if (p.next_offset > std::numeric_limits<int64_t>::max() - count) {
+          return make_error(errc::conflict, "offsets of " + r.topic + "-" +
+                                                std::to_string(r.partition) + " would overflow");
+        }
+        outcomes[i].base_offset = p.next_offset;
+        outcomes[i].last_offset = p.next_offset + count - 1;
+        p.next_offset += count;
+        p.touched = true;
+        keys.push_back(p.topic_key);
+        entry_parts.push_back(r.partition);
+        bases.push_back(outcomes[i].base_offset);
+        lasts.push_back(outcomes[i].last_offset);
+        timestamps.push_back(range_max_timestamp(r));
+        counts.push_back(count);
+        byte_offsets.push_back(static_cast<int64_t>(r.byte_offset));
+        byte_lengths.push_back(static_cast<int64_t>(r.byte_length));
+      }
+      if (!keys.empty()) {
+        SH_META_CHECK(c.query(k_insert_index_entries, params()
+                                                          .add(commit.object_key)
+                                                          .add(int_array(keys))
+                                                          .add(int_array(entry_parts))
+                                                          .add(int_array(bases))
+                                                          .add(int_array(lasts))
+                                                          .add(int_array(timestamps))
+                                                          .add(int_array(counts))
+                                                          .add(int_array(byte_offsets))
+                                                          .add(int_array(byte_lengths))));
+        std::vector<int64_t> hk, hw;
+        std::vector<int32_t> hp;
+        for (const auto& [id, p] : partitions) {
+          if (!p.touched) continue;
+          hk.push_back(p.topic_key);
+          hp.push_back(id.second);
+          hw.push_back(p.next_offset);
+        }
+        SH_META_CHECK(c.query(k_update_high_watermarks,
+                              params().add(int_array(hk)).add(int_array(hp)).add(int_array(hw))));
+      }
+      SH_META_CHECK(txn.commit());
+      return outcomes;
+    });
+  }
+
+  mresult<std::vector<index_entry>> read_index(const std::string& topic, int32_t partition,
+                                               int64_t from_offset, size_t max_entries) override {
+    int64_t limit = max_entries > static_cast<size_t>(std::numeric_limits<int64_t>::max())
+                        ? std::numeric_limits<int64_t>::max()
+                        : static_cast<int64_t>(max_entries);
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<index_entry>> {
+      SH_META_TRY(r, c.query(k_select_index,
+                             params().add(topic).add(partition).add(from_offset).add(limit)));
+      if (r.rows() == 0) return not_found(topic, partition);
+      std::vector<index_entry> entries;
+      for (int i = 0; i < r.rows(); ++i) {
+        if (r.null(i, 0)) continue;  // the partition exists, nothing matched
+        index_entry e;
+        e.base_offset = r.i64(i, 0);
+        e.last_offset = r.i64(i, 1);
+        e.max_timestamp = r.i64(i, 2);
+        e.record_count = r.i64(i, 3);
+        e.object_key = r.text(i, 4);
+        e.byte_offset = static_cast<uint64_t>(r.i64(i, 5));
+        e.byte_length = static_cast<uint64_t>(r.i64(i, 6));
+        entries.push_back(std::move(e));
+      }
+      return entries;
+    });
+  }
+
+  std::string describe() const override { return _description; }
+
+ private:
+  static error_info<errc> not_found(const std::string& topic, int32_t partition) {
+    return make_error(errc::not_found,
+                      "unknown topic or partition " + topic + "-" + std::to_string(partition));
+  }
+
+  mresult<std::vector<range_outcome>> replay_commit(pg_conn& c, const object_commit& commit) {
+    SH_META_TRY(r, c.query(k_select_object_entries, params().add(commit.object_key)));
+    std::map<std::tuple<std::string, int32_t, uint64_t>, std::pair<int64_t, int64_t>> recorded;
+    for (int i = 0; i < r.rows(); ++i) {
+      recorded.emplace(std::tuple(r.text(i, 0), static_cast<int32_t>(r.i64(i, 1)),
+                                  static_cast<uint64_t>(r.i64(i, 2))),
+                       std::pair(r.i64(i, 3), r.i64(i, 4)));
+    }
+    std::vector<range_outcome> outcomes(commit.ranges.size());
+    for (size_t i = 0; i < commit.ranges.size(); ++i) {
+      const range_commit& rc = commit.ranges[i];
+      auto it = recorded.find(std::tuple(rc.topic, rc.partition, rc.byte_offset));
+      if (it == recorded.end()) {
+        outcomes[i].status = range_status::unknown_topic_or_partition;
+      } else {
+        outcomes[i].base_offset = it->second.first;
+        outcomes[i].last_offset = it->second.second;
+      }
+    }
+    return outcomes;
+  }
+
+  // Runs f(pg_conn&) on a pooled connection, retrying on a fresh connection (with backoff and
+  // jitter) when the connection was lost or the transaction hit a deadlock or serialization
+  // failure.
+  template <class F>
+  auto with_conn(F&& f) -> decltype(f(std::declval<pg_conn&>())) {
+    for (int attempt = 1;; ++attempt) {
+      std::unique_ptr<pg_conn> conn;
+      {
+        std::unique_lock lock(_mu);
+        _cv.wait(lock, [&] { return !_idle.empty() || _open < _options.max_connections; });
+        if (!_idle.empty()) {
+          conn = std::move(_idle.back());
+          _idle.pop_back();
+        } else {
+          ++_open;
+        }
+      }
+      if (!conn) {
+        auto opened = pg_conn::connect(_options);
+        if (!opened) {
+          release(nullptr);
+          if (attempt >= _options.max_attempts) return opened.error();
+          backoff(attempt);
+          continue;
+        }
+        conn = std::move(*opened);
+      }
+      conn->clear_failure();
+      auto result = f(*conn);
+      bool retry = !result && conn->retryable_failure() && attempt < _options.max_attempts;
+      release(conn->broken() ? nullptr : std::move(conn));
+      if (!retry) return result;
+      backoff(attempt);
+    }
+  }
+
+  // Returns a connection to the pool; nullptr drops a broken (or never opened) one.
+  void release(std::unique_ptr<pg_conn> conn) {
+    {
+      std::lock_guard lock(_mu);
+      if (conn) {
+        _idle.push_back(std::move(conn));
+      } else {
+        --_open;
+      }
+    }
+    _cv.notify_one();
+  }
+
+  static void backoff(int attempt) {
+    static thread_local std::mt19937 rng(std::random_device{}());
+    int base_ms = 20 << std::min(attempt, 6);
+    std::uniform_int_distribution<int> jitter(0, base_ms);
+    std::this_thread::sleep_for(std::chrono::milliseconds(base_ms / 2 + jitter(rng)));
+  }
+
+  postgres_options _options;
+  std::string _description;
+  std::mutex _mu;  // guards _idle and _open
+  std::condition_variable _cv;
+  std::vector<std::unique_ptr<pg_conn>> _idle;
+  int _open = 0;  // connections that exist (idle or in use)
+};
+
+}  // namespace
+
+int postgres_schema_version() {
+  auto migrations = postgresql_migrations();
+  return migrations.empty() ? 0 : migrations.back().version;
+}
+
+mresult<std::unique_ptr<metadata_store>> open_postgres_store(const postgres_options& options) {
+  if (options.max_connections < 1 || options.max_attempts < 1) {
+    return make_error(errc::invalid_argument, "postgresql: bad pool settings");
+  }
+  SH_META_TRY(conn, pg_conn::connect(options));
+  SH_META_CHECK(migrate(*conn));
+  // Never the password: host, port, database and user are enough to tell stores apart in logs.
+  auto str = [](const char* s) { return std::string(s != nullptr ? s : ""); };
+  std::string description = "postgresql://" + str(PQuser(conn->raw())) + "@" +
+                            str(PQhost(conn->raw())) + ":" + str(PQport(conn->raw())) + "/" +
+                            str(PQdb(conn->raw()));
+  return std::unique_ptr<metadata_store>(
+      new postgres_store(options, std::move(conn), std::move(description)));
+}
+
+}  // namespace sh::metadata::detail
