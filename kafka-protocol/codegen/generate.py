@@ -1197,6 +1197,40 @@ def gen_api_keys(pairs):
     return h.text(), c.text()
 
 
+def gen_all(messages, pairs):
+    """A header including every message, with compile-time dispatch from an api key to types.
+    Heavy by design: include it only where every API is needed (dispatch tables, tests)."""
+    o = Out()
+    o(MARKER)
+    o("#pragma once")
+    o("// Every generated message plus visit_request_type / visit_response_type, which call")
+    o("// f(std::type_identity<T>{}) for the request or response type of an api key.")
+    o()
+    o("#include <cstdint>")
+    o("#include <type_traits>")
+    o()
+    o('#include "sh/kafka/messages/api_keys.h"')
+    for m in sorted(messages, key=lambda m: m.snake):
+        o('#include "sh/kafka/messages/%s.h"' % m.snake)
+    o()
+    o("namespace sh::kafka {")
+    o()
+    for kind, idx in (("request", 1), ("response", 2)):
+        o("// False (f not called) for an api key without generated codecs.")
+        o("template <class F>")
+        o("bool visit_%s_type(int16_t key, F&& f) {" % kind)
+        o("switch (key) {", 1)
+        for p in pairs:
+            m = p[idx]
+            o("case %d: f(std::type_identity<%s>{}); return true;" % (m.api_key, m.snake), 2)
+        o("default: return false;", 2)
+        o("}", 1)
+        o("}")
+        o()
+    o("}  // namespace sh::kafka")
+    return o.text()
+
+
 # ---------------------------------------------------------------------------------------------
 # Driver
 
@@ -1269,6 +1303,7 @@ def main(argv):
             write_if_changed(os.path.join(inc, m.snake + ".h"), gen_header(m), written)
             write_if_changed(os.path.join(src, m.snake + ".cc"), gen_source(m), written)
             write_if_changed(os.path.join(tests, m.snake + "_test.cc"), gen_test(m), written)
+        write_if_changed(os.path.join(inc, "all.h"), gen_all(messages, pairs), written)
         h, c = gen_api_keys(pairs)
         write_if_changed(os.path.join(inc, "api_keys.h"), h, written)
         write_if_changed(os.path.join(src, "api_keys.cc"), c, written)
