@@ -348,6 +348,28 @@ const statement k_update_high_watermarks{
     "UPDATE partitions p SET high_watermark = v.h"
     " FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS v(k, q, h)"
     " WHERE p.topic_key = v.k AND p.partition = v.q"};
+const statement k_select_producer_batches{
+    "sh_select_producer_batches",
+    "SELECT topic_key, partition, producer_id, producer_epoch, first_sequence, last_sequence,"
+    " base_offset, last_offset FROM producer_sequences"
+    " WHERE (topic_key, partition, producer_id) IN"
+    "  (SELECT k, q, p FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS v(k, q, p))"
+    " ORDER BY topic_key, partition, producer_id, base_offset"};
+const statement k_delete_producer_batches{
+    "sh_delete_producer_batches",
+    "DELETE FROM producer_sequences WHERE (topic_key, partition, producer_id) IN"
+    " (SELECT k, q, p FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS v(k, q, p))"};
+const statement k_insert_producer_batches{
+    "sh_insert_producer_batches",
+    "INSERT INTO producer_sequences (topic_key, partition, producer_id, first_sequence,"
+    " producer_epoch, last_sequence, base_offset, last_offset, updated_at_ms)"
+    " SELECT k, q, p, f, e, l, b, o, $9 FROM unnest($1::bigint[], $2::integer[], $3::bigint[],"
+    " $4::integer[], $5::smallint[], $6::integer[], $7::bigint[], $8::bigint[])"
+    " AS v(k, q, p, f, e, l, b, o)"};
+const statement k_select_partition_exists{
+    "sh_partition_exists",
+    "SELECT p.topic_key FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
 // One row with NULL entry columns when the partition exists but has no matching entries; no row
 // when the partition does not exist. The entry lookup is a primary-key seek + range scan.
 const statement k_select_index{
@@ -528,6 +550,16 @@ class postgres_store final : public metadata_store {
         }
       }
 
+      std::set<producer_key> wanted_producers;
+      for (const range_commit& r : commit.ranges) {
+        auto it = partitions.find(std::pair(r.topic, r.partition));
+        if (it == partitions.end()) continue;
+        wanted_producers.merge(producer_keys(it->second.topic_key, r));
+      }
+      producer_states producers;
+      SH_META_CHECK(load_producers(c, wanted_producers, producers));
+      std::set<producer_key> touched_producers;
+
       // Assign offsets in request order (which is also each partition's order).
       std::vector<range_outcome> outcomes(commit.ranges.size());
       std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths;
@@ -540,6 +572,11 @@ class postgres_store final : public metadata_store {
           continue;
         }
         locked& p = it->second;
+        sequence_verdict verdict = check_sequences(producers, p.topic_key, r);
+        if (verdict.status != range_status::ok) {
+          outcomes[i] = range_outcome{verdict.status, verdict.base_offset, verdict.last_offset};
+          continue;
+        }
         int64_t count = range_offset_count(r);
         if (p.next_offset > std::numeric_limits<int64_t>::max() - count) {
           return make_error(errc::conflict, "offsets of " + r.topic + "-" +
@@ -557,6 +594,7 @@ class postgres_store final : public metadata_store {
         counts.push_back(count);
         byte_offsets.push_back(static_cast<int64_t>(r.byte_offset));
         byte_lengths.push_back(static_cast<int64_t>(r.byte_length));
+        record_sequences(producers, touched_producers, p.topic_key, r, outcomes[i].base_offset);
       }
       if (!keys.empty()) {
         SH_META_CHECK(c.query(k_insert_index_entries, params()
@@ -580,6 +618,7 @@ class postgres_store final : public metadata_store {
         SH_META_CHECK(c.query(k_update_high_watermarks,
                               params().add(int_array(hk)).add(int_array(hp)).add(int_array(hw))));
       }
+      SH_META_CHECK(save_producers(c, producers, touched_producers));
       SH_META_CHECK(txn.commit());
       return outcomes;
     });
@@ -631,14 +670,88 @@ class postgres_store final : public metadata_store {
     for (size_t i = 0; i < commit.ranges.size(); ++i) {
       const range_commit& rc = commit.ranges[i];
       auto it = recorded.find(std::tuple(rc.topic, rc.partition, rc.byte_offset));
-      if (it == recorded.end()) {
-        outcomes[i].status = range_status::unknown_topic_or_partition;
-      } else {
+      if (it != recorded.end()) {
         outcomes[i].base_offset = it->second.first;
         outcomes[i].last_offset = it->second.second;
+        continue;
+      }
+      // Not committed the first time: unknown partition or refused by the sequence checks.
+      // Recompute what can still be known; a duplicate keeps its original offsets.
+      outcomes[i].status = range_status::unknown_topic_or_partition;
+      SH_META_TRY(p, c.query(k_select_partition_exists, params().add(rc.topic).add(rc.partition)));
+      if (p.rows() == 0) continue;
+      int64_t key = p.i64(0, 0);
+      producer_states producers;
+      SH_META_CHECK(load_producers(c, producer_keys(key, rc), producers));
+      sequence_verdict verdict = check_sequences(producers, key, rc);
+      if (verdict.status != range_status::ok) {
+        outcomes[i] = range_outcome{verdict.status, verdict.base_offset, verdict.last_offset};
       }
     }
     return outcomes;
+  }
+
+  static mresult<void> load_producers(pg_conn& c, const std::set<producer_key>& keys,
+                                      producer_states& states) {
+    if (keys.empty()) return {};
+    std::vector<int64_t> topic_keys, producer_ids;
+    std::vector<int32_t> parts;
+    for (const producer_key& k : keys) {
+      topic_keys.push_back(k.topic_key);
+      parts.push_back(k.partition);
+      producer_ids.push_back(k.producer_id);
+    }
+    SH_META_TRY(r, c.query(k_select_producer_batches, params()
+                                                          .add(int_array(topic_keys))
+                                                          .add(int_array(parts))
+                                                          .add(int_array(producer_ids))));
+    for (int i = 0; i < r.rows(); ++i) {
+      producer_key k{r.i64(i, 2), r.i64(i, 0), static_cast<int32_t>(r.i64(i, 1))};
+      states[k].push_back(producer_batch_record{
+          static_cast<int16_t>(r.i64(i, 3)), static_cast<int32_t>(r.i64(i, 4)),
+          static_cast<int32_t>(r.i64(i, 5)), r.i64(i, 6), r.i64(i, 7)});
+    }
+    return {};
+  }
+
+  static mresult<void> save_producers(pg_conn& c, const producer_states& states,
+                                      const std::set<producer_key>& touched) {
+    if (touched.empty()) return {};
+    std::vector<int64_t> dk, dp;
+    std::vector<int32_t> dq;
+    std::vector<int64_t> k, p, b, o;
+    std::vector<int32_t> q, f, e, l;
+    for (const producer_key& key : touched) {
+      dk.push_back(key.topic_key);
+      dq.push_back(key.partition);
+      dp.push_back(key.producer_id);
+      auto it = states.find(key);
+      if (it == states.end()) continue;
+      for (const producer_batch_record& r : it->second) {
+        k.push_back(key.topic_key);
+        q.push_back(key.partition);
+        p.push_back(key.producer_id);
+        f.push_back(r.first_sequence);
+        e.push_back(r.epoch);
+        l.push_back(r.last_sequence);
+        b.push_back(r.base_offset);
+        o.push_back(r.last_offset);
+      }
+    }
+    SH_META_CHECK(c.query(k_delete_producer_batches,
+                          params().add(int_array(dk)).add(int_array(dq)).add(int_array(dp))));
+    if (k.empty()) return {};
+    SH_META_CHECK(c.query(k_insert_producer_batches, params()
+                                                         .add(int_array(k))
+                                                         .add(int_array(q))
+                                                         .add(int_array(p))
+                                                         .add(int_array(f))
+                                                         .add(int_array(e))
+                                                         .add(int_array(l))
+                                                         .add(int_array(b))
+                                                         .add(int_array(o))
+                                                         .add(now_ms())));
+    return {};
   }
 
   // Runs f(pg_conn&) on a pooled connection, retrying on a fresh connection (with backoff and

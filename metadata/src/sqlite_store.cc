@@ -14,6 +14,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <set>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -242,6 +243,17 @@ constexpr const char* k_select_high_watermark =
 constexpr const char* k_update_high_watermark =
     "UPDATE partitions SET high_watermark = ?3 WHERE topic_key = ?1 AND partition = ?2";
 
+constexpr const char* k_select_producer_batches =
+    "SELECT producer_epoch, first_sequence, last_sequence, base_offset, last_offset"
+    " FROM producer_sequences WHERE topic_key = ?1 AND partition = ?2 AND producer_id = ?3"
+    " ORDER BY base_offset";
+constexpr const char* k_delete_producer_batches =
+    "DELETE FROM producer_sequences WHERE topic_key = ?1 AND partition = ?2 AND producer_id = ?3";
+constexpr const char* k_insert_producer_batch =
+    "INSERT INTO producer_sequences (topic_key, partition, producer_id, first_sequence,"
+    " producer_epoch, last_sequence, base_offset, last_offset, updated_at_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
 constexpr const char* k_insert_object =
@@ -434,6 +446,9 @@ class sqlite_store final : public metadata_store {
       SH_META_CHECK(q.bind(3, now_ms()).run());
     }
     std::vector<range_outcome> outcomes(commit.ranges.size());
+    producer_states producers;
+    std::set<producer_key> loaded_producers;
+    std::set<producer_key> touched_producers;
     const std::string* topic = nullptr;  // the topic of topic_key below
     int64_t topic_key = -1;              // -1: the topic is unknown
     for (size_t idx : commit_lock_order(commit)) {
@@ -441,10 +456,8 @@ class sqlite_store final : public metadata_store {
       range_outcome& out = outcomes[idx];
       if (topic == nullptr || *topic != r.topic) {
         topic = &r.topic;
-        topic_key = -1;
-        SH_META_TRY(q, c.prepare(k_select_topic_key));
-        SH_META_TRY(row, q.bind(1, r.topic).step());
-        if (row) topic_key = q.i64(0);
+        SH_META_TRY(key, topic_key_of(c, r.topic));
+        topic_key = key;
       }
       if (topic_key < 0) {
         out.status = range_status::unknown_topic_or_partition;
@@ -459,6 +472,12 @@ class sqlite_store final : public metadata_store {
           continue;
         }
         hwm = q.i64(0);
+      }
+      SH_META_CHECK(load_producers(c, producer_keys(topic_key, r), producers, loaded_producers));
+      sequence_verdict verdict = check_sequences(producers, topic_key, r);
+      if (verdict.status != range_status::ok) {
+        out = range_outcome{verdict.status, verdict.base_offset, verdict.last_offset};
+        continue;
       }
       int64_t count = range_offset_count(r);
       if (hwm > std::numeric_limits<int64_t>::max() - count) {
@@ -478,7 +497,9 @@ class sqlite_store final : public metadata_store {
         SH_META_TRY(q, c.prepare(k_update_high_watermark));
         SH_META_CHECK(q.bind(1, topic_key).bind(2, r.partition).bind(3, hwm + count).run());
       }
+      record_sequences(producers, touched_producers, topic_key, r, out.base_offset);
     }
+    SH_META_CHECK(save_producers(c, producers, touched_producers));
     SH_META_CHECK(txn.commit());
     return outcomes;
   }
@@ -542,17 +563,80 @@ class sqlite_store final : public metadata_store {
       }
     }
     std::vector<range_outcome> outcomes(commit.ranges.size());
+    producer_states producers;
+    std::set<producer_key> loaded;
     for (size_t i = 0; i < commit.ranges.size(); ++i) {
       const range_commit& r = commit.ranges[i];
       auto it = recorded.find(std::tuple(r.topic, r.partition, r.byte_offset));
-      if (it == recorded.end()) {
-        outcomes[i].status = range_status::unknown_topic_or_partition;
-      } else {
+      if (it != recorded.end()) {
         outcomes[i].base_offset = it->second.first;
         outcomes[i].last_offset = it->second.second;
+        continue;
+      }
+      // Not committed the first time: unknown partition or refused by the sequence checks.
+      // Recompute what can still be known; a duplicate keeps its original offsets.
+      outcomes[i].status = range_status::unknown_topic_or_partition;
+      SH_META_TRY(key, topic_key_of(c, r.topic));
+      if (key < 0) continue;
+      {
+        SH_META_TRY(q, c.prepare(k_select_high_watermark));
+        SH_META_TRY(row, q.bind(1, key).bind(2, r.partition).step());
+        if (!row) continue;
+      }
+      SH_META_CHECK(load_producers(c, producer_keys(key, r), producers, loaded));
+      sequence_verdict verdict = check_sequences(producers, key, r);
+      if (verdict.status != range_status::ok) {
+        outcomes[i] = range_outcome{verdict.status, verdict.base_offset, verdict.last_offset};
       }
     }
     return outcomes;
+  }
+
+  // The live topic's key, or -1.
+  static mresult<int64_t> topic_key_of(connection& c, const std::string& topic) {
+    SH_META_TRY(q, c.prepare(k_select_topic_key));
+    SH_META_TRY(row, q.bind(1, topic).step());
+    return row ? q.i64(0) : int64_t{-1};
+  }
+
+  // Loads the retained batches of `keys` not loaded yet into `states`.
+  static mresult<void> load_producers(connection& c, const std::set<producer_key>& keys,
+                                      producer_states& states, std::set<producer_key>& loaded) {
+    for (const producer_key& k : keys) {
+      if (!loaded.insert(k).second) continue;
+      SH_META_TRY(q, c.prepare(k_select_producer_batches));
+      q.bind(1, k.topic_key).bind(2, k.partition).bind(3, k.producer_id);
+      std::vector<producer_batch_record> batches;
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        batches.push_back(
+            producer_batch_record{static_cast<int16_t>(q.i64(0)), static_cast<int32_t>(q.i64(1)),
+                                  static_cast<int32_t>(q.i64(2)), q.i64(3), q.i64(4)});
+      }
+      if (!batches.empty()) states[k] = std::move(batches);
+    }
+    return {};
+  }
+
+  static mresult<void> save_producers(connection& c, const producer_states& states,
+                                      const std::set<producer_key>& touched) {
+    int64_t now = now_ms();
+    for (const producer_key& k : touched) {
+      {
+        SH_META_TRY(q, c.prepare(k_delete_producer_batches));
+        SH_META_CHECK(q.bind(1, k.topic_key).bind(2, k.partition).bind(3, k.producer_id).run());
+      }
+      auto it = states.find(k);
+      if (it == states.end()) continue;
+      for (const producer_batch_record& b : it->second) {
+        SH_META_TRY(q, c.prepare(k_insert_producer_batch));
+        q.bind(1, k.topic_key).bind(2, k.partition).bind(3, k.producer_id);
+        q.bind(4, b.first_sequence).bind(5, b.epoch).bind(6, b.last_sequence);
+        SH_META_CHECK(q.bind(7, b.base_offset).bind(8, b.last_offset).bind(9, now).run());
+      }
+    }
+    return {};
   }
 
   // Runs f(connection&) on a pooled reader connection (or on the writer when there is no pool).

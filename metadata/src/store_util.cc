@@ -84,6 +84,10 @@ mresult<void> validate_commit(const object_commit& commit) {
       if (b.offset_count < 1) {
         return make_error(errc::invalid_argument, where + " has a batch with offset_count < 1");
       }
+      if (b.producer_id >= 0 && (b.producer_epoch < 0 || b.base_sequence < 0)) {
+        return make_error(errc::invalid_argument,
+                          where + " has an idempotent batch without epoch or sequence");
+      }
     }
   }
   return {};
@@ -110,6 +114,119 @@ std::vector<size_t> commit_lock_order(const object_commit& commit) {
     return std::tie(ra.topic, ra.partition, a) < std::tie(rb.topic, rb.partition, b);
   });
   return order;
+}
+
+int32_t increment_sequence(int32_t sequence, int32_t increment) {
+  constexpr int32_t max = std::numeric_limits<int32_t>::max();
+  if (sequence > max - increment) return increment - (max - sequence) - 1;
+  return sequence + increment;
+}
+
+std::set<producer_key> producer_keys(int64_t topic_key, const range_commit& range) {
+  std::set<producer_key> keys;
+  for (const batch_commit& b : range.batches) {
+    if (b.producer_id >= 0) keys.insert(producer_key{b.producer_id, topic_key, range.partition});
+  }
+  return keys;
+}
+
+namespace {
+
+enum class batch_verdict { accept, duplicate, out_of_order, fenced };
+
+batch_verdict check_batch(const std::vector<producer_batch_record>& retained, const batch_commit& b,
+                          const producer_batch_record** duplicate_of) {
+  if (retained.empty()) return batch_verdict::accept;
+  int32_t last_sequence = increment_sequence(b.base_sequence, b.offset_count - 1);
+  int16_t current_epoch = retained.back().epoch;
+  if (b.producer_epoch == current_epoch) {
+    for (const producer_batch_record& r : retained) {
+      if (r.epoch == b.producer_epoch && r.first_sequence == b.base_sequence &&
+          r.last_sequence == last_sequence) {
+        *duplicate_of = &r;
+        return batch_verdict::duplicate;
+      }
+    }
+    return b.base_sequence == increment_sequence(retained.back().last_sequence, 1)
+               ? batch_verdict::accept
+               : batch_verdict::out_of_order;
+  }
+  if (b.producer_epoch < current_epoch) return batch_verdict::fenced;
+  return b.base_sequence == 0 ? batch_verdict::accept : batch_verdict::out_of_order;
+}
+
+void append_batch(std::vector<producer_batch_record>& retained, const batch_commit& b,
+                  int64_t base_offset) {
+  if (!retained.empty() && retained.back().epoch != b.producer_epoch) retained.clear();
+  retained.push_back(producer_batch_record{b.producer_epoch, b.base_sequence,
+                                           increment_sequence(b.base_sequence, b.offset_count - 1),
+                                           base_offset, base_offset + b.offset_count - 1});
+  if (retained.size() > retained_producer_batches) {
+    retained.erase(retained.begin(),
+                   retained.end() - static_cast<std::ptrdiff_t>(retained_producer_batches));
+  }
+}
+
+}  // namespace
+
+sequence_verdict check_sequences(const producer_states& states, int64_t topic_key,
+                                 const range_commit& range) {
+  // Batches of one range are checked in order against a scratch copy, so that a range holding
+  // several consecutive batches of one producer is judged like Kafka judges them one by one.
+  producer_states scratch;
+  size_t duplicates = 0;
+  sequence_verdict verdict;
+  int64_t relative = 0;  // offset of the batch within the range (for scratch records)
+  for (const batch_commit& b : range.batches) {
+    int64_t batch_relative = relative;
+    relative += b.offset_count;
+    if (b.producer_id < 0) continue;
+    producer_key key{b.producer_id, topic_key, range.partition};
+    auto it = scratch.find(key);
+    if (it == scratch.end()) {
+      auto found = states.find(key);
+      it = scratch
+               .emplace(key, found == states.end() ? std::vector<producer_batch_record>{}
+                                                   : found->second)
+               .first;
+    }
+    const producer_batch_record* original = nullptr;
+    switch (check_batch(it->second, b, &original)) {
+      case batch_verdict::accept:
+        // Scratch offsets are relative and negative, so they never match a real duplicate.
+        append_batch(it->second, b, batch_relative - (int64_t{1} << 62));
+        break;
+      case batch_verdict::duplicate:
+        if (original->base_offset < 0) return {range_status::out_of_order_sequence};
+        if (duplicates == 0) verdict.base_offset = original->base_offset;
+        verdict.last_offset = original->last_offset;
+        ++duplicates;
+        break;
+      case batch_verdict::out_of_order:
+        return {range_status::out_of_order_sequence};
+      case batch_verdict::fenced:
+        return {range_status::invalid_producer_epoch};
+    }
+  }
+  if (duplicates == 0) return {};
+  if (duplicates == range.batches.size()) {
+    verdict.status = range_status::duplicate_sequence;
+    return verdict;
+  }
+  return {range_status::out_of_order_sequence};
+}
+
+void record_sequences(producer_states& states, std::set<producer_key>& touched, int64_t topic_key,
+                      const range_commit& range, int64_t base_offset) {
+  int64_t offset = base_offset;
+  for (const batch_commit& b : range.batches) {
+    if (b.producer_id >= 0) {
+      producer_key key{b.producer_id, topic_key, range.partition};
+      append_batch(states[key], b, offset);
+      touched.insert(key);
+    }
+    offset += b.offset_count;
+  }
 }
 
 }  // namespace sh::metadata::detail

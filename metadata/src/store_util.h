@@ -1,8 +1,10 @@
 #pragma once
 // Helpers shared by the metadata_store implementations: argument validation, the lock order of a
 // commit, ids and clocks. Internal to the metadata module.
+#include <compare>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -49,5 +51,56 @@ int64_t range_max_timestamp(const range_commit& range);
 // are locked (so concurrent commits never deadlock) and two ranges of one partition keep their
 // order.
 std::vector<size_t> commit_lock_order(const object_commit& commit);
+
+// ---- idempotent producers ------------------------------------------------------------------
+// Kafka's rules (ProducerStateManager): per (producer, partition) the broker keeps the last 5
+// batches; a batch equal to one of them (same epoch, first and last sequence) is a duplicate and
+// is answered with the original offsets; otherwise its first sequence must follow the last one
+// (wrapping at INT32_MAX), an older epoch is fenced, and a newer epoch must start at sequence 0.
+// With no state at all (new producer, or state expired) any sequence is accepted.
+
+inline constexpr size_t retained_producer_batches = 5;
+
+struct producer_key {
+  int64_t producer_id = 0;
+  int64_t topic_key = 0;
+  int32_t partition = 0;
+  auto operator<=>(const producer_key&) const = default;
+};
+
+struct producer_batch_record {
+  int16_t epoch = 0;
+  int32_t first_sequence = 0;
+  int32_t last_sequence = 0;
+  int64_t base_offset = 0;
+  int64_t last_offset = 0;
+};
+
+// Retained batches per (producer, partition), oldest first. A key that is absent has no state.
+using producer_states = std::map<producer_key, std::vector<producer_batch_record>>;
+
+// Kafka's sequence arithmetic: sequence + increment, wrapping from INT32_MAX to 0.
+int32_t increment_sequence(int32_t sequence, int32_t increment);
+
+// The (producer, partition) keys of a range's idempotent batches.
+std::set<producer_key> producer_keys(int64_t topic_key, const range_commit& range);
+
+struct sequence_verdict {
+  range_status status = range_status::ok;
+  int64_t base_offset = -1;  // the original offsets, for a duplicate
+  int64_t last_offset = -1;
+};
+
+// Checks a range's idempotent batches against `states` (which must hold every loaded key of
+// producer_keys(range)). ok: commit it; duplicate_sequence: every batch was committed before;
+// anything else refuses the whole range. A range mixing duplicates with new batches is
+// out_of_order_sequence (the broker gives each idempotent batch its own range).
+sequence_verdict check_sequences(const producer_states& states, int64_t topic_key,
+                                 const range_commit& range);
+
+// Records an accepted range's idempotent batches (offsets from base_offset on) in `states`, and
+// their keys in `touched`.
+void record_sequences(producer_states& states, std::set<producer_key>& touched, int64_t topic_key,
+                      const range_commit& range, int64_t base_offset);
 
 }  // namespace sh::metadata::detail

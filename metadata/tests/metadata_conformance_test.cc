@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
@@ -14,6 +15,12 @@
 
 namespace sh::metadata::testing {
 namespace {
+
+// prefix + number (appends: GCC 12 reports a false -Wrestrict for "literal" + std::string).
+std::string numbered(std::string prefix, int64_t n) {
+  prefix.append(std::to_string(n));
+  return prefix;
+}
 
 batch_commit batch(int32_t count, int64_t max_ts = -1) {
   batch_commit b;
@@ -327,6 +334,172 @@ TEST_P(conformance, retried_commit_returns_recorded_outcomes) {
   EXPECT_EQ(hwm("a", 0), 7);
 }
 
+// ---- idempotent producers -------------------------------------------------------------------
+
+batch_commit idem(int64_t pid, int16_t epoch, int32_t seq, int32_t count) {
+  batch_commit b;
+  b.offset_count = count;
+  b.producer_id = pid;
+  b.producer_epoch = epoch;
+  b.base_sequence = seq;
+  return b;
+}
+
+// One object with one range per batch, all for partition p of topic "i".
+object_commit idem_object(const std::string& key, int32_t p, std::vector<batch_commit> batches) {
+  object_commit c;
+  c.object_key = key;
+  c.object_size = 10 * batches.size();
+  for (size_t k = 0; k < batches.size(); ++k) {
+    c.ranges.push_back(range("i", p, 10 * k, 10, {batches[k]}));
+  }
+  return c;
+}
+
+void expect_status(const range_outcome& o, range_status s) {
+  EXPECT_EQ(o.status, s) << to_string(o.status) << " != " << to_string(s);
+}
+
+TEST_P(conformance, idempotent_batches_in_sequence_are_accepted) {
+  create("i", 2);
+  auto a = commit_ok(idem_object("a", 0, {idem(7, 0, 0, 3), idem(7, 0, 3, 2)}));
+  ASSERT_EQ(a.size(), 2u);
+  expect_ok(a[0], 0, 2);
+  expect_ok(a[1], 3, 4);
+  // Non-idempotent batches mix freely; another producer has its own sequence.
+  auto b =
+      commit_ok(object("b", 30,
+                       {range("i", 0, 0, 10, {batch(1)}), range("i", 0, 10, 10, {idem(8, 0, 0, 1)}),
+                        range("i", 0, 20, 10, {idem(7, 0, 5, 1)})}));
+  ASSERT_EQ(b.size(), 3u);
+  expect_ok(b[0], 5, 5);
+  expect_ok(b[1], 6, 6);
+  expect_ok(b[2], 7, 7);
+  // Sequences are per partition.
+  auto c = commit_ok(idem_object("c", 1, {idem(7, 0, 0, 1)}));
+  expect_ok(c[0], 0, 0);
+  // A producer without state may start anywhere (its state may have expired).
+  auto d = commit_ok(idem_object("d", 1, {idem(9, 3, 1000, 2)}));
+  expect_ok(d[0], 1, 2);
+  // Several batches of one producer in one range are checked one after the other.
+  auto e = commit_ok(
+      object("e", 10, {range("i", 1, 0, 10, {idem(9, 3, 1002, 1), idem(9, 3, 1003, 4)})}));
+  expect_ok(e[0], 3, 7);
+  auto e_gap = commit_ok(
+      object("e2", 10, {range("i", 1, 0, 10, {idem(9, 3, 1008, 1), idem(9, 3, 1010, 1)})}));
+  expect_status(e_gap[0], range_status::out_of_order_sequence);
+}
+
+TEST_P(conformance, duplicate_batches_get_their_original_offsets) {
+  create("i", 1);
+  commit_ok(idem_object("a", 0, {idem(7, 0, 0, 3), idem(7, 0, 3, 2)}));
+  commit_ok(object("x", 10, {range("i", 0, 0, 10, {batch(4)})}));  // offsets 5..8
+  auto dup = commit_ok(idem_object("retry", 0, {idem(7, 0, 0, 3), idem(7, 0, 3, 2)}));
+  ASSERT_EQ(dup.size(), 2u);
+  EXPECT_EQ(dup[0].status, range_status::duplicate_sequence);
+  EXPECT_EQ(dup[0].base_offset, 0);
+  EXPECT_EQ(dup[0].last_offset, 2);
+  EXPECT_EQ(dup[1].status, range_status::duplicate_sequence);
+  EXPECT_EQ(dup[1].base_offset, 3);
+  EXPECT_EQ(dup[1].last_offset, 4);
+  EXPECT_EQ(hwm("i", 0), 9) << "duplicates add nothing";
+  auto idx = store().read_index("i", 0, 0, 100);
+  ASSERT_TRUE(idx);
+  EXPECT_EQ(idx->size(), 3u);
+  // The same batch twice in one commit: the second is a duplicate of the first.
+  auto twice = commit_ok(idem_object("twice", 0, {idem(7, 0, 5, 1), idem(7, 0, 5, 1)}));
+  expect_ok(twice[0], 9, 9);
+  EXPECT_EQ(twice[1].status, range_status::duplicate_sequence);
+  EXPECT_EQ(twice[1].base_offset, 9);
+  // A retried object replays the same answers.
+  auto replay = commit_ok(idem_object("retry", 0, {idem(7, 0, 0, 3), idem(7, 0, 3, 2)}));
+  ASSERT_EQ(replay.size(), 2u);
+  EXPECT_EQ(replay[0].status, range_status::duplicate_sequence);
+  EXPECT_EQ(replay[0].base_offset, 0);
+  EXPECT_EQ(replay[1].base_offset, 3);
+}
+
+TEST_P(conformance, only_the_last_five_batches_are_remembered) {
+  create("i", 1);
+  for (int32_t seq = 0; seq < 6; ++seq) {
+    auto out = commit_ok(idem_object(numbered("o", seq), 0, {idem(7, 0, seq, 1)}));
+    expect_ok(out[0], seq, seq);
+  }
+  auto oldest = commit_ok(idem_object("old", 0, {idem(7, 0, 0, 1)}));
+  expect_status(oldest[0], range_status::out_of_order_sequence);
+  auto kept = commit_ok(idem_object("kept", 0, {idem(7, 0, 1, 1)}));
+  EXPECT_EQ(kept[0].status, range_status::duplicate_sequence);
+  EXPECT_EQ(kept[0].base_offset, 1);
+}
+
+TEST_P(conformance, sequence_gaps_are_out_of_order) {
+  create("i", 1);
+  commit_ok(idem_object("a", 0, {idem(7, 0, 0, 2)}));
+  // Sequence 2 is next; 4 leaves a gap. Other ranges of the commit still go through.
+  auto out = commit_ok(object(
+      "b", 20, {range("i", 0, 0, 10, {idem(7, 0, 4, 1)}), range("i", 0, 10, 10, {batch(1)})}));
+  ASSERT_EQ(out.size(), 2u);
+  expect_status(out[0], range_status::out_of_order_sequence);
+  EXPECT_EQ(out[0].base_offset, -1);
+  expect_ok(out[1], 2, 2);
+  // Overlapping but not identical to a retained batch: also out of order.
+  auto overlap = commit_ok(idem_object("c", 0, {idem(7, 0, 1, 1)}));
+  expect_status(overlap[0], range_status::out_of_order_sequence);
+  auto next = commit_ok(idem_object("d", 0, {idem(7, 0, 2, 1)}));
+  expect_ok(next[0], 3, 3);
+  EXPECT_EQ(hwm("i", 0), 4);
+}
+
+TEST_P(conformance, producer_epochs_fence_and_reset) {
+  create("i", 1);
+  commit_ok(idem_object("a", 0, {idem(7, 2, 0, 1), idem(7, 2, 1, 1)}));
+  auto stale = commit_ok(idem_object("b", 0, {idem(7, 1, 2, 1)}));
+  expect_status(stale[0], range_status::invalid_producer_epoch);
+  auto bad_new = commit_ok(idem_object("c", 0, {idem(7, 3, 5, 1)}));
+  expect_status(bad_new[0], range_status::out_of_order_sequence);  // a new epoch starts at 0
+  auto bumped = commit_ok(idem_object("d", 0, {idem(7, 3, 0, 1)}));
+  expect_ok(bumped[0], 2, 2);
+  auto old_epoch = commit_ok(idem_object("e", 0, {idem(7, 2, 2, 1)}));
+  expect_status(old_epoch[0], range_status::invalid_producer_epoch);
+  auto next = commit_ok(idem_object("f", 0, {idem(7, 3, 1, 1)}));
+  expect_ok(next[0], 3, 3);
+}
+
+TEST_P(conformance, sequences_wrap_at_int32_max) {
+  create("i", 1);
+  constexpr int32_t max = std::numeric_limits<int32_t>::max();
+  auto a = commit_ok(idem_object("a", 0, {idem(7, 0, max - 2, 2)}));  // max-2, max-1
+  expect_ok(a[0], 0, 1);
+  auto b = commit_ok(idem_object("b", 0, {idem(7, 0, max, 2)}));  // max, 0
+  expect_ok(b[0], 2, 3);
+  auto c = commit_ok(idem_object("c", 0, {idem(7, 0, 1, 1)}));
+  expect_ok(c[0], 4, 4);
+  auto dup = commit_ok(idem_object("dup", 0, {idem(7, 0, max, 2)}));
+  EXPECT_EQ(dup[0].status, range_status::duplicate_sequence);
+  EXPECT_EQ(dup[0].base_offset, 2);
+}
+
+TEST_P(conformance, producer_state_survives_reopen) {
+  create("i", 1);
+  commit_ok(idem_object("a", 0, {idem(7, 0, 0, 3)}));
+  reopen();
+  auto dup = commit_ok(idem_object("b", 0, {idem(7, 0, 0, 3)}));
+  EXPECT_EQ(dup[0].status, range_status::duplicate_sequence);
+  auto gap = commit_ok(idem_object("c", 0, {idem(7, 0, 5, 1)}));
+  expect_status(gap[0], range_status::out_of_order_sequence);
+  auto next = commit_ok(idem_object("d", 0, {idem(7, 0, 3, 1)}));
+  expect_ok(next[0], 3, 3);
+}
+
+TEST_P(conformance, idempotent_batches_need_epoch_and_sequence) {
+  create("i", 1);
+  for (auto b : {idem(7, -1, 0, 1), idem(7, 0, -1, 1)}) {
+    auto r = store().commit_object(idem_object("bad", 0, {b}));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+  }
+}
+
 // ---- index -------------------------------------------------------------------------------
 
 TEST_P(conformance, read_index_semantics) {
@@ -405,7 +578,7 @@ TEST_P(conformance, read_index_semantics) {
 TEST_P(conformance, read_index_pages_through_many_entries) {
   create("p", 1);
   for (int i = 0; i < 300; ++i) {
-    commit_ok(object("obj-" + std::to_string(i), 10, {range("p", 0, 0, 10, {batch(1 + i % 3)})}));
+    commit_ok(object(numbered("obj-", i), 10, {range("p", 0, 0, 10, {batch(1 + i % 3)})}));
   }
   int64_t next = 0;
   int64_t pages = 0;

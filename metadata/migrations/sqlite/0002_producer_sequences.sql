@@ -1,0 +1,20 @@
+-- Version 2: producer sequence state no longer requires a producers row (idempotent producers
+-- may have ids allocated before a broker upgrade, or by another cluster for mirrored data), and
+-- its key leads with the partition so per-partition cleanup is a range scan. The table was unused
+-- before this version, so it is rebuilt empty.
+DROP TABLE producer_sequences;
+CREATE TABLE producer_sequences (
+  topic_key      INTEGER NOT NULL,
+  partition      INTEGER NOT NULL,
+  producer_id    INTEGER NOT NULL,
+  first_sequence INTEGER NOT NULL,
+  producer_epoch INTEGER NOT NULL,
+  last_sequence  INTEGER NOT NULL,
+  base_offset    INTEGER NOT NULL,
+  last_offset    INTEGER NOT NULL,
+  updated_at_ms  INTEGER NOT NULL,
+  PRIMARY KEY (topic_key, partition, producer_id, first_sequence),
+  FOREIGN KEY (topic_key, partition) REFERENCES partitions (topic_key, partition) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+-- For expiring the state of producers idle longer than producer.id.expiration.ms.
+CREATE INDEX producer_sequences_updated ON producer_sequences (updated_at_ms);
