@@ -54,7 +54,19 @@ sresult<void> validate_key(const std::string& key) {
   return {};
 }
 
+sresult<void> object_store::remove_many(std::span<const std::string> keys) {
+  for (const auto& key : keys) {
+    if (auto r = remove(key); !r) return r;
+  }
+  return {};
+}
+
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url) {
+  return open_object_store(url, s3_options{});
+}
+
+sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
+                                                         const s3_options& s3) {
   if (url.empty()) return make_error(errc::invalid_argument, "storage url is empty");
   constexpr std::string_view file_scheme = "file://";
   if (url.starts_with(file_scheme)) {
@@ -65,8 +77,13 @@ sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url)
     }
     return open_local_store(path);
   }
-  if (url.starts_with("s3://")) {
-    return make_error(errc::unsupported, "storage url '" + url + "': s3 is not supported yet");
+  constexpr std::string_view s3_scheme = "s3://";
+  if (url.starts_with(s3_scheme)) {
+    std::string rest = url.substr(s3_scheme.size());
+    const size_t slash = rest.find('/');
+    std::string bucket = rest.substr(0, slash);
+    std::string prefix = slash == std::string::npos ? "" : rest.substr(slash + 1);
+    return open_s3_store(bucket, prefix, s3);
   }
   if (url.find("://") != std::string::npos) {
     return make_error(errc::invalid_argument,

@@ -4,6 +4,7 @@
 // Calls are synchronous and blocking; the broker runs them on a bounded thread pool, so this
 // header pulls in no Asio. Every implementation is thread-safe: one instance is shared by all
 // worker threads.
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -60,6 +61,9 @@ class object_store {
   virtual sresult<std::vector<object_info>> list(const std::string& prefix) = 0;
   // Removing an absent key is ok.
   virtual sresult<void> remove(const std::string& key) = 0;
+  // Removes several keys (absent ones are ok); S3 does it in batches of 1000 per request. On an
+  // error some keys may be gone and others not; repeating the call is safe.
+  virtual sresult<void> remove_many(std::span<const std::string> keys);
   // For logs, e.g. "file:///var/lib/streamhouse".
   virtual std::string describe() const = 0;
 };
@@ -67,9 +71,43 @@ class object_store {
 // Key syntax check shared by every implementation (see object_store). ok or invalid_argument.
 sresult<void> validate_key(const std::string& key);
 
+// How to reach an S3-compatible service (AWS, MinIO, Swift s3api, ...).
+struct s3_options {
+  // "http(s)://host[:port]". Empty: AWS, "https://s3.<region>.amazonaws.com".
+  std::string endpoint;
+  std::string region = "us-east-1";
+  std::string access_key;  // may contain ':' (Swift's "account:user")
+  std::string secret_key;
+  std::string session_token;  // optional (temporary AWS credentials)
+  // true: "<endpoint>/<bucket>/<key>" (MinIO, Swift, most self-hosted servers).
+  // false: "<scheme>://<bucket>.<host>/<key>" (AWS virtual-hosted style).
+  bool path_style = true;
+  // Tries per call, the first included. Only 5xx answers, timeouts and connection failures are
+  // retried, with exponential backoff and full jitter between backoff_base and backoff_max.
+  int max_attempts = 5;
+  std::chrono::milliseconds backoff_base{50};
+  std::chrono::milliseconds backoff_max{5000};
+  std::chrono::milliseconds connect_timeout{5000};
+  std::chrono::milliseconds request_timeout{120000};  // one attempt, start to finish
+  // An attempt moving less than 1 KiB/s for this long is abandoned (and retried).
+  std::chrono::seconds stall_timeout{30};
+  uint32_t list_page_size = 1000;  // max-keys per LIST request
+  bool verify_tls = true;
+  std::string ca_file;  // empty: the system's CA bundle
+};
+
 // "file:///abs/path" or a plain path (relative paths are made absolute) -> local directory
-// store, created if missing. "s3://bucket/prefix" -> errc::unsupported for now.
+// store, created if missing; `s3` is ignored. "s3://bucket[/prefix]" -> S3 store with `s3`
+// (credentials are required); every key is stored under "<prefix>/". Opening checks syntax
+// only, it sends no request.
+sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
+                                                         const s3_options& s3);
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url);
 sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root);
+sresult<std::unique_ptr<object_store>> open_s3_store(const std::string& bucket,
+                                                     const std::string& prefix,
+                                                     const s3_options& options);
+// Creates a bucket (ok if it exists and is ours). For tests and first-time setup tooling.
+sresult<void> s3_create_bucket(const std::string& bucket, const s3_options& options);
 
 }  // namespace sh::storage
