@@ -132,15 +132,24 @@ class params {
     return *this;
   }
   params& add(const char* v) { return add(std::string(v)); }
+  params& add_null() {
+    _values.emplace_back();
+    _nulls.resize(_values.size());
+    _nulls.back() = true;
+    return *this;
+  }
   std::vector<const char*> pointers() const {
     std::vector<const char*> out;
     out.reserve(_values.size());
-    for (const auto& v : _values) out.push_back(v.c_str());
+    for (size_t i = 0; i < _values.size(); ++i) {
+      out.push_back(i < _nulls.size() && _nulls[i] ? nullptr : _values[i].c_str());
+    }
     return out;
   }
 
  private:
   std::vector<std::string> _values;
+  std::vector<bool> _nulls;
 };
 
 struct statement {
@@ -370,6 +379,35 @@ const statement k_select_partition_exists{
     "sh_partition_exists",
     "SELECT p.topic_key FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
+// Lease times come from the server's clock, so brokers' clocks don't matter.
+#define SH_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+const statement k_select_lease{
+    "sh_select_lease",
+    "SELECT name, owner, epoch, acquired_at_ms, expires_at_ms FROM leases WHERE name = $1"};
+// Takes the lease when free, expired or ours; returns no row when someone else holds it.
+const statement k_acquire_lease{
+    "sh_acquire_lease",
+    "INSERT INTO leases AS l (name, owner, epoch, acquired_at_ms, expires_at_ms)"
+    " VALUES ($1, $2, 1, " SH_PG_NOW_MS ", " SH_PG_NOW_MS
+    " + $3::bigint)"
+    " ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+    "  epoch = CASE WHEN l.owner = excluded.owner THEN l.epoch ELSE l.epoch + 1 END,"
+    "  acquired_at_ms = CASE WHEN l.owner = excluded.owner THEN l.acquired_at_ms"
+    "   ELSE excluded.acquired_at_ms END,"
+    "  expires_at_ms = excluded.expires_at_ms"
+    " WHERE l.owner = excluded.owner OR l.expires_at_ms <= " SH_PG_NOW_MS
+    " RETURNING name, owner, epoch, acquired_at_ms, expires_at_ms"};
+// $4: the new expiry relative to now, or NULL to release (expires_at_ms = 0).
+const statement k_set_lease_expiry{"sh_set_lease_expiry",
+                                   "UPDATE leases SET expires_at_ms = COALESCE(" SH_PG_NOW_MS
+                                   " + $4::bigint, 0)"
+                                   " WHERE name = $1 AND owner = $2 AND epoch = $3"
+                                   " RETURNING name, owner, epoch, acquired_at_ms, expires_at_ms"};
+// A write under a lease locks the lease row (shared) so a takeover waits for it to commit.
+const statement k_check_fence{"sh_check_fence",
+                              "SELECT epoch FROM leases WHERE name = $1 FOR SHARE"};
+#undef SH_PG_NOW_MS
+
 // One row with NULL entry columns when the partition exists but has no matching entries; no row
 // when the partition does not exist. The entry lookup is a primary-key seek + range scan.
 const statement k_select_index{
@@ -650,6 +688,39 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
+                               int64_t ttl_ms) override {
+    SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
+    return with_conn([&](pg_conn& c) -> mresult<lease> {
+      SH_META_TRY(r, c.query(k_acquire_lease, params().add(name).add(owner).add(ttl_ms)));
+      if (r.rows() > 0) return lease_from_row(r, 0);
+      SH_META_TRY(cur, c.query(k_select_lease, params().add(name)));
+      if (cur.rows() == 0) return make_error(errc::busy, "lease '" + name + "' changed, retry");
+      return lease_from_row(cur, 0);
+    });
+  }
+
+  mresult<lease> renew_lease(const std::string& name, const std::string& owner, int64_t epoch,
+                             int64_t ttl_ms) override {
+    SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
+    return set_lease_expiry(name, owner, epoch, std::to_string(ttl_ms));
+  }
+
+  mresult<void> release_lease(const std::string& name, const std::string& owner,
+                              int64_t epoch) override {
+    SH_META_CHECK(validate_lease_args(name, owner, 1));
+    SH_META_CHECK(set_lease_expiry(name, owner, epoch, std::nullopt));
+    return {};
+  }
+
+  mresult<std::optional<lease>> get_lease(const std::string& name) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::optional<lease>> {
+      SH_META_TRY(r, c.query(k_select_lease, params().add(name)));
+      if (r.rows() == 0) return std::optional<lease>();
+      return std::optional<lease>(lease_from_row(r, 0));
+    });
+  }
+
   std::string describe() const override { return _description; }
 
  private:
@@ -689,6 +760,39 @@ class postgres_store final : public metadata_store {
       }
     }
     return outcomes;
+  }
+
+  static lease lease_from_row(const pg_result& r, int row) {
+    return lease{r.text(row, 0), r.text(row, 1), r.i64(row, 2), r.i64(row, 3), r.i64(row, 4)};
+  }
+
+  mresult<lease> set_lease_expiry(const std::string& name, const std::string& owner, int64_t epoch,
+                                  std::optional<std::string> ttl_ms) {
+    return with_conn([&](pg_conn& c) -> mresult<lease> {
+      params p;
+      p.add(name).add(owner).add(epoch);
+      if (ttl_ms) {
+        p.add(*ttl_ms);
+      } else {
+        p.add_null();
+      }
+      SH_META_TRY(r, c.query(k_set_lease_expiry, p));
+      if (r.rows() == 0) {
+        return make_error(errc::fenced, "lease '" + name + "' is not held by " + owner +
+                                            " at epoch " + std::to_string(epoch));
+      }
+      return lease_from_row(r, 0);
+    });
+  }
+
+  // Checks inside a write transaction that `fence` still holds (and keeps it until commit).
+  static mresult<void> check_fence(pg_conn& c, const lease_fence& fence) {
+    SH_META_TRY(r, c.query(k_check_fence, params().add(fence.name)));
+    if (r.rows() == 0 || r.i64(0, 0) != fence.epoch) {
+      return make_error(errc::fenced, "lease '" + fence.name + "' epoch " +
+                                          std::to_string(fence.epoch) + " is no longer current");
+    }
+    return {};
   }
 
   static mresult<void> load_producers(pg_conn& c, const std::set<producer_key>& keys,

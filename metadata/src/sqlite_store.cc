@@ -254,6 +254,16 @@ constexpr const char* k_insert_producer_batch =
     " producer_epoch, last_sequence, base_offset, last_offset, updated_at_ms)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
+constexpr const char* k_select_lease =
+    "SELECT name, owner, epoch, acquired_at_ms, expires_at_ms FROM leases WHERE name = ?1";
+constexpr const char* k_upsert_lease =
+    "INSERT INTO leases (name, owner, epoch, acquired_at_ms, expires_at_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO UPDATE SET owner = excluded.owner,"
+    " epoch = excluded.epoch, acquired_at_ms = excluded.acquired_at_ms,"
+    " expires_at_ms = excluded.expires_at_ms";
+constexpr const char* k_update_lease_expiry =
+    "UPDATE leases SET expires_at_ms = ?2 WHERE name = ?1";
+
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
 constexpr const char* k_insert_object =
@@ -540,6 +550,51 @@ class sqlite_store final : public metadata_store {
     });
   }
 
+  mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
+                               int64_t ttl_ms) override {
+    SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_TRY(current, lease_of(c, name));
+    int64_t now = now_ms();
+    lease next{name, owner, 1, now, now + ttl_ms};
+    if (current) {
+      if (current->owner == owner) {
+        next.epoch = current->epoch;
+        next.acquired_at_ms = current->acquired_at_ms;
+      } else if (current->expires_at_ms > now) {
+        return *current;  // held by someone else
+      } else {
+        next.epoch = current->epoch + 1;
+      }
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_upsert_lease));
+      q.bind(1, name).bind(2, owner).bind(3, next.epoch).bind(4, next.acquired_at_ms);
+      SH_META_CHECK(q.bind(5, next.expires_at_ms).run());
+    }
+    SH_META_CHECK(txn.commit());
+    return next;
+  }
+
+  mresult<lease> renew_lease(const std::string& name, const std::string& owner, int64_t epoch,
+                             int64_t ttl_ms) override {
+    SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
+    return set_lease_expiry(name, owner, epoch, now_ms() + ttl_ms);
+  }
+
+  mresult<void> release_lease(const std::string& name, const std::string& owner,
+                              int64_t epoch) override {
+    SH_META_CHECK(validate_lease_args(name, owner, 1));
+    SH_META_CHECK(set_lease_expiry(name, owner, epoch, 0));
+    return {};
+  }
+
+  mresult<std::optional<lease>> get_lease(const std::string& name) override {
+    return with_reader([&](connection& c) { return lease_of(c, name); });
+  }
+
   std::string describe() const override { return "sqlite:" + _options.path; }
 
  private:
@@ -590,6 +645,42 @@ class sqlite_store final : public metadata_store {
       }
     }
     return outcomes;
+  }
+
+  static mresult<std::optional<lease>> lease_of(connection& c, const std::string& name) {
+    SH_META_TRY(q, c.prepare(k_select_lease));
+    SH_META_TRY(row, q.bind(1, name).step());
+    if (!row) return std::optional<lease>();
+    return std::optional<lease>(lease{q.text(0), q.text(1), q.i64(2), q.i64(3), q.i64(4)});
+  }
+
+  // Checks inside a write transaction that `fence` still holds.
+  static mresult<void> check_fence(connection& c, const lease_fence& fence) {
+    SH_META_TRY(current, lease_of(c, fence.name));
+    if (!current || current->epoch != fence.epoch) {
+      return make_error(errc::fenced, "lease '" + fence.name + "' epoch " +
+                                          std::to_string(fence.epoch) + " is no longer current");
+    }
+    return {};
+  }
+
+  mresult<lease> set_lease_expiry(const std::string& name, const std::string& owner, int64_t epoch,
+                                  int64_t expires_at_ms) {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_TRY(current, lease_of(c, name));
+    if (!current || current->owner != owner || current->epoch != epoch) {
+      return make_error(errc::fenced, "lease '" + name + "' is not held by " + owner +
+                                          " at epoch " + std::to_string(epoch));
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_update_lease_expiry));
+      SH_META_CHECK(q.bind(1, name).bind(2, expires_at_ms).run());
+    }
+    SH_META_CHECK(txn.commit());
+    current->expires_at_ms = expires_at_ms;
+    return *current;
   }
 
   // The live topic's key, or -1.

@@ -93,6 +93,21 @@ mresult<void> validate_commit(const object_commit& commit) {
   return {};
 }
 
+mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
+                                  int64_t ttl_ms) {
+  for (const std::string* s : {&name, &owner}) {
+    if (s->empty() || s->size() > max_name_length || s->find('\0') != std::string::npos) {
+      return make_error(errc::invalid_argument, "lease names and owners need 1.." +
+                                                    std::to_string(max_name_length) +
+                                                    " characters without NUL");
+    }
+  }
+  if (ttl_ms < 1 || ttl_ms > max_lease_ttl_ms) {
+    return make_error(errc::invalid_argument, "lease ttl out of range");
+  }
+  return {};
+}
+
 int64_t range_offset_count(const range_commit& range) {
   int64_t sum = 0;
   for (const batch_commit& b : range.batches) sum += b.offset_count;

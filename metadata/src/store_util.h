@@ -42,6 +42,9 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
 // an error value, never a crash.
 mresult<void> validate_commit(const object_commit& commit);
 
+mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
+                                  int64_t ttl_ms);
+
 // Sum of the batches' offset counts (validate_commit guarantees it is positive and fits).
 int64_t range_offset_count(const range_commit& range);
 // max(range.max_timestamp, every batch's max_timestamp); -1 when none is known.

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <limits>
 #include <map>
 #include <random>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "sh/metadata/metadata_store.h"
 #include "store_harness.h"
@@ -498,6 +500,122 @@ TEST_P(conformance, idempotent_batches_need_epoch_and_sequence) {
     ASSERT_FALSE(r);
     EXPECT_EQ(r.code(), errc::invalid_argument);
   }
+}
+
+// ---- leases ------------------------------------------------------------------------------
+
+TEST_P(conformance, lease_lifecycle) {
+  auto none = store().get_lease("group:g1");
+  ASSERT_TRUE(none) << none.message();
+  EXPECT_FALSE(none->has_value());
+
+  auto a = store().acquire_lease("group:g1", "broker-a", 60000);
+  ASSERT_TRUE(a) << a.message();
+  EXPECT_EQ(a->owner, "broker-a");
+  EXPECT_EQ(a->epoch, 1);
+  EXPECT_GT(a->expires_at_ms, a->acquired_at_ms);
+
+  // Someone else is told who holds it.
+  auto b = store().acquire_lease("group:g1", "broker-b", 60000);
+  ASSERT_TRUE(b) << b.message();
+  EXPECT_EQ(b->owner, "broker-a");
+  EXPECT_EQ(b->epoch, 1);
+
+  // The holder re-acquiring keeps its epoch; renewing extends.
+  auto again = store().acquire_lease("group:g1", "broker-a", 60000);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->owner, "broker-a");
+  EXPECT_EQ(again->epoch, 1);
+  auto renewed = store().renew_lease("group:g1", "broker-a", 1, 120000);
+  ASSERT_TRUE(renewed) << renewed.message();
+  EXPECT_GE(renewed->expires_at_ms, a->expires_at_ms);
+  auto got = store().get_lease("group:g1");
+  ASSERT_TRUE(got && got->has_value());
+  EXPECT_EQ((*got)->owner, "broker-a");
+  EXPECT_EQ((*got)->expires_at_ms, renewed->expires_at_ms);
+
+  for (auto [owner, epoch] : {std::pair<std::string, int64_t>{"broker-b", 1}, {"broker-a", 2}}) {
+    auto r = store().renew_lease("group:g1", owner, epoch, 1000);
+    ASSERT_FALSE(r) << owner << " " << epoch;
+    EXPECT_EQ(r.code(), errc::fenced);
+  }
+
+  // Release: the next owner gets it at once, with a new epoch; the old one is fenced.
+  ASSERT_TRUE(store().release_lease("group:g1", "broker-a", 1));
+  auto b2 = store().acquire_lease("group:g1", "broker-b", 60000);
+  ASSERT_TRUE(b2);
+  EXPECT_EQ(b2->owner, "broker-b");
+  EXPECT_EQ(b2->epoch, 2);
+  auto stale = store().renew_lease("group:g1", "broker-a", 1, 1000);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.code(), errc::fenced);
+  auto stale_release = store().release_lease("group:g1", "broker-a", 1);
+  ASSERT_FALSE(stale_release);
+  EXPECT_EQ(stale_release.code(), errc::fenced);
+  auto never = store().renew_lease("unknown", "x", 1, 1000);
+  ASSERT_FALSE(never);
+  EXPECT_EQ(never.code(), errc::fenced);
+
+  // Leases are independent.
+  auto other = store().acquire_lease("compact:t-0", "broker-a", 60000);
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->owner, "broker-a");
+  EXPECT_EQ(other->epoch, 1);
+}
+
+TEST_P(conformance, expired_leases_can_be_taken) {
+  auto a = store().acquire_lease("l", "a", 50);
+  ASSERT_TRUE(a);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto b = store().acquire_lease("l", "b", 60000);
+  ASSERT_TRUE(b) << b.message();
+  EXPECT_EQ(b->owner, "b");
+  EXPECT_EQ(b->epoch, 2);
+  auto late = store().renew_lease("l", "a", 1, 60000);
+  ASSERT_FALSE(late);
+  EXPECT_EQ(late.code(), errc::fenced);
+  // An expired lease nobody took is still its holder's to renew.
+  auto c = store().acquire_lease("m", "c", 50);
+  ASSERT_TRUE(c);
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto kept = store().renew_lease("m", "c", 1, 60000);
+  ASSERT_TRUE(kept) << kept.message();
+  EXPECT_EQ(kept->epoch, 1);
+}
+
+TEST_P(conformance, lease_arguments_are_validated) {
+  for (auto [name, owner, ttl] : {std::tuple<std::string, std::string, int64_t>{"", "o", 1000},
+                                  {"n", "", 1000},
+                                  {"n", "o", 0},
+                                  {"n", "o", -5},
+                                  {std::string(max_name_length + 1, 'n'), "o", 1000},
+                                  {std::string("a\0b", 3), "o", 1000},
+                                  {"n", "o", max_lease_ttl_ms + 1}}) {
+    auto r = store().acquire_lease(name, owner, ttl);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+  }
+}
+
+TEST_P(conformance, exactly_one_contender_wins_a_lease) {
+  constexpr int k_contenders = 6;
+  std::vector<std::string> seen(k_contenders);
+  std::vector<int64_t> epochs(k_contenders);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < k_contenders; ++i) {
+    threads.emplace_back([&, i] {
+      auto r = store().acquire_lease("contended", numbered("owner-", i), 60000);
+      if (r) {
+        seen[i] = r->owner;
+        epochs[i] = r->epoch;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::set<std::string> owners(seen.begin(), seen.end());
+  ASSERT_EQ(owners.size(), 1u) << "every contender sees the same single owner";
+  EXPECT_FALSE(owners.begin()->empty());
+  for (int64_t e : epochs) EXPECT_EQ(e, 1);
 }
 
 // ---- index -------------------------------------------------------------------------------

@@ -107,10 +107,29 @@ struct index_entry {
   uint64_t byte_length = 0;
 };
 
+// A lease gives one owner the right to do work that must have a single doer (a consumer group's
+// coordination, a partition's compaction, a mirrored partition's copy). Every change of owner
+// increments the epoch; writes made under a lease carry (name, epoch) as a lease_fence and are
+// refused with errc::fenced once the epoch has moved on.
+struct lease {
+  std::string name;
+  std::string owner;  // identifies one process incarnation (e.g. node id + start-up nonce)
+  int64_t epoch = 0;  // >= 1
+  int64_t acquired_at_ms = 0;
+  int64_t expires_at_ms = 0;  // 0 after release
+};
+
+struct lease_fence {
+  std::string name;
+  int64_t epoch = 0;
+};
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
 inline constexpr size_t max_object_key_length = 1024;
+inline constexpr size_t max_name_length = 1024;  // lease names and owners
+inline constexpr int64_t max_lease_ttl_ms = int64_t{366} * 24 * 3600 * 1000;
 
 // True when `name` is a legal Kafka topic name: 1..249 characters of [a-zA-Z0-9._-], and
 // neither "." nor "..".
@@ -150,6 +169,24 @@ class metadata_store {
   // most max_entries of them. Errors: not_found (no such topic or partition).
   virtual mresult<std::vector<index_entry>> read_index(const std::string& topic, int32_t partition,
                                                        int64_t from_offset, size_t max_entries) = 0;
+
+  // ---- leases ----
+  // Lease times are the database's clock (PostgreSQL: the server's, so brokers' clocks don't
+  // matter). Names and owners: 1..1024 characters without NUL; ttl_ms in 1..max_lease_ttl_ms.
+
+  // Takes the lease if it is free, released, expired, or already `owner`'s, for ttl_ms from now.
+  // A new owner gets epoch + 1 (1 for a new lease); the same owner keeps its epoch. Returns the
+  // lease as it stands afterwards: when its owner is not `owner`, someone else holds it.
+  virtual mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
+                                       int64_t ttl_ms) = 0;
+  // Extends a lease still held at `epoch` (even if it expired, as long as no one took it).
+  // Errors: fenced (taken by another owner, or never held).
+  virtual mresult<lease> renew_lease(const std::string& name, const std::string& owner,
+                                     int64_t epoch, int64_t ttl_ms) = 0;
+  // Gives the lease up at once (the next owner need not wait for expiry). Errors: fenced.
+  virtual mresult<void> release_lease(const std::string& name, const std::string& owner,
+                                      int64_t epoch) = 0;
+  virtual mresult<std::optional<lease>> get_lease(const std::string& name) = 0;
 
   // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
   virtual std::string describe() const = 0;
