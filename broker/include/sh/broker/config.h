@@ -1,0 +1,60 @@
+#pragma once
+// Broker configuration: a Kafka-style properties file, validated against one table of known keys.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "sh/common/result.h"
+
+namespace sh::broker {
+
+enum class config_errc { ok = 0, io_error, unknown_key, bad_value, syntax };
+template <class T>
+using config_result = sh::result<T, config_errc>;
+
+// One known key: its name, default (empty = unset) and what it means (for --help).
+struct config_key {
+  const char* name;
+  const char* default_value;
+  const char* doc;
+};
+const std::vector<config_key>& known_config_keys();
+std::string config_help_text();
+
+struct listener {
+  std::string name;  // PLAINTEXT
+  std::string host;
+  uint16_t port = 0;
+};
+
+struct broker_config {
+  std::vector<listener> listeners;
+  std::vector<listener> advertised_listeners;
+  int32_t node_id = 0;
+  std::string cluster_id;
+  std::string data_dir;
+  std::string metadata_url;
+  std::string storage_url;
+  int32_t num_partitions = 1;
+  bool auto_create_topics = true;
+  int32_t num_io_threads = 2;
+  int32_t num_blocking_threads = 8;
+  int64_t socket_request_max_bytes = 100 * 1024 * 1024;
+  int64_t connections_max_idle_ms = 600000;
+  int64_t ingest_flush_bytes = 8 * 1024 * 1024;
+  int64_t ingest_flush_ms = 250;
+  int64_t message_max_bytes = 1048588;
+  std::string log_level = "info";
+  // Every key as given (after defaults), so later issues can read new keys without plumbing.
+  std::map<std::string, std::string> raw;
+};
+
+// Parses "key=value" lines ('#'/'!' comments, blank lines, surrounding spaces trimmed).
+config_result<std::map<std::string, std::string>> parse_properties(const std::string& text);
+// Validates keys and values, applies defaults. Unknown keys are an error naming all of them.
+config_result<broker_config> make_broker_config(const std::map<std::string, std::string>& props);
+config_result<broker_config> load_broker_config(const std::string& path);
+config_result<listener> parse_listener(const std::string& spec);
+
+}  // namespace sh::broker

@@ -1,0 +1,71 @@
+// streamhouse: one binary, subcommands. Thin: everything lives in the module libraries.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "sh/broker/broker.h"
+#include "sh/broker/config.h"
+
+namespace {
+
+void usage(FILE* out) {
+  std::fprintf(out,
+               "usage: streamhouse <command> [options]\n"
+               "\n"
+               "commands:\n"
+               "  broker --config FILE   run a Kafka-compatible broker\n"
+               "  version                print the version\n"
+               "\n"
+               "%s",
+               sh::broker::config_help_text().c_str());
+}
+
+int run_broker_command(int argc, char** argv) {
+  std::string config_path;
+  for (int i = 2; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
+      usage(stdout);
+      return 0;
+    }
+    if (!std::strcmp(argv[i], "--config") && i + 1 < argc) {
+      config_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "streamhouse broker: unexpected argument '%s'\n", argv[i]);
+      return 2;
+    }
+  }
+  if (config_path.empty()) {
+    std::fprintf(stderr, "streamhouse broker: --config FILE is required (see --help)\n");
+    return 2;
+  }
+  auto cfg = sh::broker::load_broker_config(config_path);
+  if (!cfg) {
+    std::fprintf(stderr, "streamhouse broker: %s\n", cfg.message().c_str());
+    return 2;
+  }
+  spdlog::set_default_logger(spdlog::stderr_color_mt("streamhouse"));
+  spdlog::set_level(spdlog::level::from_str(cfg->log_level));
+  return sh::broker::run_broker(*cfg);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
+      !std::strcmp(argv[1], "help")) {
+    usage(argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "broker") return run_broker_command(argc, argv);
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("streamhouse 0.1.0\n");
+    return 0;
+  }
+  std::fprintf(stderr, "streamhouse: unknown command '%s'\n\n", cmd.c_str());
+  usage(stderr);
+  return 2;
+}

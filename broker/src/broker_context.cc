@@ -1,0 +1,90 @@
+#include "broker_context.h"
+
+#include <spdlog/spdlog.h>
+
+namespace sh::broker {
+
+void commit_signal::add(const std::shared_ptr<asio::steady_timer>& timer) {
+  std::lock_guard lk(_mu);
+  std::erase_if(_timers, [](const auto& w) { return w.expired(); });
+  _timers.push_back(timer);
+}
+
+void commit_signal::notify() {
+  std::vector<std::weak_ptr<asio::steady_timer>> timers;
+  {
+    std::lock_guard lk(_mu);
+    _generation.fetch_add(1, std::memory_order_acq_rel);
+    timers.swap(_timers);
+  }
+  for (auto& w : timers) {
+    if (auto t = w.lock()) {
+      // steady_timer is not thread-safe: cancel on the timer's own executor.
+      asio::post(t->get_executor(), [t] { t->cancel(); });
+    }
+  }
+}
+
+sh::result<std::optional<metadata::topic_info>, metadata::errc> topic_registry::find(
+    const std::string& name) {
+  if (auto c = cached(name)) return std::optional<metadata::topic_info>(std::move(*c));
+  auto found = _meta->get_topic(name);
+  if (found && found->has_value()) {
+    std::lock_guard lk(_mu);
+    _cache[name] = **found;
+  }
+  return found;
+}
+
+sh::result<metadata::topic_info, metadata::errc> topic_registry::create(
+    const std::string& name, int32_t partitions,
+    const std::map<std::string, std::string>& configs) {
+  auto created = _meta->create_topic(name, partitions, configs);
+  if (created) {
+    std::lock_guard lk(_mu);
+    _cache[name] = *created;
+  }
+  return created;
+}
+
+std::optional<metadata::topic_info> topic_registry::cached(const std::string& name) {
+  std::lock_guard lk(_mu);
+  auto it = _cache.find(name);
+  if (it == _cache.end()) return std::nullopt;
+  return it->second;
+}
+
+awaitable<std::pair<kafka::error_code, std::optional<metadata::topic_info>>> resolve_topic(
+    broker_context& ctx, const std::string& name, bool auto_create) {
+  using out_t = std::pair<kafka::error_code, std::optional<metadata::topic_info>>;
+  if (auto c = ctx.topics.cached(name)) co_return out_t{kafka::error_code::none, std::move(c)};
+  const bool create = auto_create && ctx.cfg.auto_create_topics;
+  co_return co_await run_blocking(ctx.blocking, [&]() -> out_t {
+    auto found = ctx.topics.find(name);
+    if (!found) {
+      if (found.code() == metadata::errc::invalid_argument) {
+        return {kafka::error_code::invalid_topic_exception, std::nullopt};
+      }
+      spdlog::error("topic lookup {}: {}", name, found.message());
+      return {kafka::error_code::unknown_server_error, std::nullopt};
+    }
+    if (found->has_value()) return {kafka::error_code::none, std::move(*found)};
+    if (!create) return {kafka::error_code::unknown_topic_or_partition, std::nullopt};
+    auto created = ctx.topics.create(name, ctx.cfg.num_partitions, {});
+    if (created) {
+      spdlog::info("auto-created topic {} with {} partitions", name, ctx.cfg.num_partitions);
+      return {kafka::error_code::none, std::move(*created)};
+    }
+    if (created.code() == metadata::errc::already_exists) {  // raced with another creator
+      auto again = ctx.topics.find(name);
+      if (again && again->has_value()) return {kafka::error_code::none, std::move(*again)};
+    }
+    if (created.code() == metadata::errc::invalid_argument) {
+      return {kafka::error_code::invalid_topic_exception, std::nullopt};
+    }
+    spdlog::error("auto-create topic {}: {}", name, created.message());
+    return {kafka::error_code::unknown_server_error, std::nullopt};
+  });
+}
+
+}  // namespace sh::broker

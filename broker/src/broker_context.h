@@ -1,0 +1,80 @@
+#pragma once
+// State shared by every connection of one broker process. Lives for the process; every member
+// is thread-safe (handlers run on any I/O thread).
+#include <atomic>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "asio_util.h"
+#include "ingest_writer.h"
+#include "sh/broker/config.h"
+#include "sh/kafka/errors.h"
+#include "sh/metadata/metadata_store.h"
+#include "sh/storage/object_store.h"
+
+namespace sh::broker {
+
+// Wakes fetch long-polls when any commit lands. Waiters register a timer; notify() cancels
+// every registered timer on the timer's own executor.
+class commit_signal {
+ public:
+  void add(const std::shared_ptr<asio::steady_timer>& timer);
+  void notify();
+  // Bumped by every notify(): a waiter that saw no change since it last looked can sleep.
+  uint64_t generation() const { return _generation.load(std::memory_order_acquire); }
+
+ private:
+  std::atomic<uint64_t> _generation{0};
+  std::mutex _mu;
+  std::vector<std::weak_ptr<asio::steady_timer>> _timers;
+};
+
+// Topic metadata read through to the metadata store; entries are cached once seen.
+class topic_registry {
+ public:
+  explicit topic_registry(std::shared_ptr<metadata::metadata_store> meta)
+      : _meta(std::move(meta)) {}
+  // Blocking: call on the blocking pool.
+  sh::result<std::optional<metadata::topic_info>, metadata::errc> find(const std::string& name);
+  sh::result<metadata::topic_info, metadata::errc> create(
+      const std::string& name, int32_t partitions,
+      const std::map<std::string, std::string>& configs);
+  std::optional<metadata::topic_info> cached(const std::string& name);
+
+ private:
+  std::shared_ptr<metadata::metadata_store> _meta;
+  std::mutex _mu;
+  std::unordered_map<std::string, metadata::topic_info> _cache;
+};
+
+struct broker_context {
+  broker_config cfg;
+  std::shared_ptr<storage::object_store> store;
+  std::shared_ptr<metadata::metadata_store> meta;
+  asio::thread_pool blocking;
+  std::unique_ptr<ingest_writer> writer;
+  topic_registry topics;
+  commit_signal commits;
+
+  broker_context(broker_config c, std::shared_ptr<storage::object_store> s,
+                 std::shared_ptr<metadata::metadata_store> m)
+      : cfg(std::move(c)),
+        store(std::move(s)),
+        meta(std::move(m)),
+        blocking(static_cast<size_t>(cfg.num_blocking_threads)),
+        topics(meta) {}
+};
+
+// Looks a topic up (cache first, then the store on the blocking pool), creating it when
+// `auto_create` is set and the broker allows it. Returns the error code to report.
+awaitable<std::pair<kafka::error_code, std::optional<metadata::topic_info>>> resolve_topic(
+    broker_context& ctx, const std::string& name, bool auto_create);
+
+}  // namespace sh::broker

@@ -1,0 +1,80 @@
+#pragma once
+// Request handlers, one file per API. Each declares the versions it serves in the table in
+// handler_table.cc; ApiVersions is derived from that table.
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../asio_util.h"
+#include "../broker_context.h"
+#include "sh/kafka/wire.h"
+
+namespace sh::broker {
+
+// Per-connection state that handlers share (lives on the connection's strand).
+struct connection_state {
+  // Produce requests append to the ingest object in request order: each takes a ticket when
+  // read and waits for its turn before appending.
+  uint64_t next_produce_ticket = 0;
+  uint64_t produce_turn = 0;
+  std::shared_ptr<asio::steady_timer> produce_turn_changed;
+  std::string peer;
+};
+
+struct request {
+  int16_t api_key = 0;
+  int16_t api_version = 0;
+  int32_t correlation_id = 0;
+  std::optional<std::string> client_id;
+  std::vector<uint8_t> frame;  // the whole request frame (without the size prefix)
+  size_t body_offset = 0;      // where the body starts after the header
+  uint64_t produce_ticket = 0;
+  std::span<const uint8_t> body() const {
+    return std::span<const uint8_t>(frame).subspan(body_offset);
+  }
+};
+
+struct handler_response {
+  std::vector<uint8_t> body;  // encoded response body (without header)
+  bool send = true;           // false: acks=0 produce
+  bool close = false;         // malformed request: close the connection after earlier responses
+};
+
+using handler_fn = awaitable<handler_response> (*)(broker_context&, connection_state&,
+                                                   const request&);
+
+struct api_handler {
+  int16_t api_key;
+  int16_t min_version;
+  int16_t max_version;
+  handler_fn fn;
+};
+
+const std::vector<api_handler>& handler_table();
+const api_handler* find_handler(int16_t api_key);
+
+awaitable<handler_response> handle_api_versions(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_metadata(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_produce(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_fetch(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_list_offsets(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_create_topics(broker_context&, connection_state&,
+                                                 const request&);
+
+// An encoded ApiVersions v0 body answering an unsupported version (UNSUPPORTED_VERSION plus
+// the supported ranges), as Kafka does.
+std::vector<uint8_t> api_versions_unsupported_body();
+
+// Helpers for handlers.
+template <class M>
+std::vector<uint8_t> encode_body(const M& msg, int16_t version) {
+  kafka::byte_writer w;
+  msg.encode(w, version);
+  return w.take();
+}
+handler_response malformed_request(const request& req, const char* what);
+
+}  // namespace sh::broker

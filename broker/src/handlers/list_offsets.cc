@@ -1,0 +1,120 @@
+#include <spdlog/spdlog.h>
+
+#include "../log_reader.h"
+#include "handlers.h"
+#include "sh/kafka/messages/list_offsets_request.h"
+#include "sh/kafka/messages/list_offsets_response.h"
+
+namespace sh::broker {
+namespace {
+
+constexpr int64_t latest_timestamp = -1;
+constexpr int64_t earliest_timestamp = -2;
+
+struct offset_answer {
+  kafka::error_code error = kafka::error_code::none;
+  int64_t offset = -1;
+  int64_t timestamp = -1;
+};
+
+int64_t load_be64(const uint8_t* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
+  return static_cast<int64_t>(v);
+}
+
+// Kafka semantics: the first offset whose timestamp is >= target. Batches are located by their
+// max timestamp; the answer is the first such batch's base offset (record-level precision inside
+// a batch comes with the record iterator).
+offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, int32_t partition,
+                                const metadata::partition_state& state, int64_t target) {
+  offset_answer out;
+  int64_t offset = state.log_start_offset;
+  while (offset < state.high_watermark) {
+    auto entries = ctx.meta->read_index(topic, partition, offset, 256);
+    if (!entries) {
+      out.error = kafka::error_code::kafka_storage_error;
+      return out;
+    }
+    if (entries->empty()) break;
+    for (const auto& e : *entries) {
+      if (e.max_timestamp >= target) {
+        auto bytes = ctx.store->get_range(e.object_key, e.byte_offset, e.byte_length);
+        if (!bytes || bytes->size() != e.byte_length) {
+          out.error = kafka::error_code::kafka_storage_error;
+          return out;
+        }
+        bool found = false;
+        for_each_batch_in_range(*bytes, e.base_offset,
+                                [&](std::span<uint8_t> batch, int64_t base, int64_t) {
+                                  const int64_t max_ts = load_be64(batch.data() + 35);
+                                  if (base >= offset && max_ts >= target) {
+                                    out.offset = base;
+                                    out.timestamp = max_ts;
+                                    found = true;
+                                    return false;
+                                  }
+                                  return true;
+                                });
+        if (found) return out;
+      }
+      offset = e.last_offset + 1;
+    }
+  }
+  return out;  // none: offset -1, timestamp -1
+}
+
+offset_answer list_offset(broker_context& ctx, const std::string& topic, int32_t partition,
+                          int64_t timestamp) {
+  offset_answer out;
+  auto state = ctx.meta->get_partition(topic, partition);
+  if (!state) {
+    out.error = state.code() == metadata::errc::not_found
+                    ? kafka::error_code::unknown_topic_or_partition
+                    : kafka::error_code::kafka_storage_error;
+    return out;
+  }
+  if (timestamp == latest_timestamp) {
+    out.offset = state->high_watermark;
+  } else if (timestamp == earliest_timestamp) {
+    out.offset = state->log_start_offset;
+  } else if (timestamp >= 0) {
+    out = find_by_timestamp(ctx, topic, partition, *state, timestamp);
+  } else {
+    out.error = kafka::error_code::invalid_request;
+  }
+  return out;
+}
+
+}  // namespace
+
+awaitable<handler_response> handle_list_offsets(broker_context& ctx, connection_state&,
+                                                const request& req) {
+  kafka::list_offsets_request in;
+  kafka::byte_reader r(req.body());
+  if (!in.decode(r, req.api_version)) co_return malformed_request(req, "ListOffsets body");
+
+  kafka::list_offsets_response resp;
+  for (const auto& t : in.topics) {
+    kafka::list_offsets_response::list_offsets_topic_response tr;
+    tr.name = t.name;
+    for (const auto& p : t.partitions) {
+      auto answer = co_await run_blocking(
+          ctx.blocking, [&] { return list_offset(ctx, t.name, p.partition_index, p.timestamp); });
+      kafka::list_offsets_response::list_offsets_partition_response pr;
+      pr.partition_index = p.partition_index;
+      pr.error_code = static_cast<int16_t>(answer.error);
+      pr.timestamp = answer.timestamp;
+      pr.offset = answer.offset;
+      pr.leader_epoch = 0;
+      if (req.api_version == 0 && answer.error == kafka::error_code::none) {
+        pr.old_style_offsets = {answer.offset};
+      }
+      tr.partitions.push_back(std::move(pr));
+    }
+    resp.topics.push_back(std::move(tr));
+  }
+  co_return handler_response{encode_body(resp, req.api_version)};
+}
+
+}  // namespace sh::broker

@@ -1,0 +1,153 @@
+#include <spdlog/spdlog.h>
+
+#include "handlers.h"
+#include "sh/kafka/messages/produce_request.h"
+#include "sh/kafka/messages/produce_response.h"
+#include "sh/kafka/record_batch.h"
+
+namespace sh::broker {
+namespace {
+
+using kafka::error_code;
+
+// Waits until every earlier produce request of this connection has appended, then releases the
+// next one when destroyed, so appends keep request order even if a topic lookup suspends.
+class produce_turn {
+ public:
+  produce_turn(connection_state& conn, uint64_t ticket) : _conn(conn), _ticket(ticket) {}
+  ~produce_turn() { release(); }
+  // Lets the connection's next produce request append. Idempotent.
+  void release() {
+    if (!_released && _conn.produce_turn == _ticket) {
+      _released = true;
+      ++_conn.produce_turn;
+      _conn.produce_turn_changed->cancel();
+    }
+  }
+  // The timer never expires (deadline at max); cancel() wakes every waiter to re-check.
+  awaitable<void> wait() {
+    while (_conn.produce_turn != _ticket) {
+      boost::system::error_code ec;
+      co_await _conn.produce_turn_changed->async_wait(
+          asio::redirect_error(asio::use_awaitable, ec));
+    }
+  }
+
+ private:
+  connection_state& _conn;
+  uint64_t _ticket;
+  bool _released = false;
+};
+
+struct partition_slot {
+  size_t topic_index;
+  size_t partition_index;
+  size_t first_batch = 0;  // index into the request's append list
+  size_t batch_count = 0;
+};
+
+}  // namespace
+
+awaitable<handler_response> handle_produce(broker_context& ctx, connection_state& conn,
+                                           const request& req) {
+  // Every produce request of a connection waits for its turn first (even a malformed one, so
+  // the tickets after it are released in order). Topic lookups are usually cache hits.
+  produce_turn turn(conn, req.produce_ticket);
+  co_await turn.wait();
+  kafka::produce_request in;
+  kafka::byte_reader r(req.body());
+  if (!in.decode(r, req.api_version)) co_return malformed_request(req, "Produce body");
+
+  kafka::produce_response resp;
+  std::vector<append_batch> appends;
+  std::vector<partition_slot> slots;
+  for (size_t ti = 0; ti < in.topic_data.size(); ++ti) {
+    const auto& topic = in.topic_data[ti];
+    kafka::produce_response::topic_produce_response tr;
+    tr.name = topic.name;
+    auto [terr, info] = co_await resolve_topic(ctx, topic.name, true);
+    for (size_t pi = 0; pi < topic.partition_data.size(); ++pi) {
+      const auto& part = topic.partition_data[pi];
+      kafka::produce_response::partition_produce_response pr;
+      pr.index = part.index;
+      pr.base_offset = -1;
+      pr.log_append_time_ms = -1;
+      pr.log_start_offset = -1;
+      error_code err = terr;
+      if (err == error_code::none && (part.index < 0 || part.index >= info->partition_count)) {
+        err = error_code::unknown_topic_or_partition;
+      }
+      std::vector<kafka::batch_view> batches;
+      if (err == error_code::none) {
+        if (!part.records || part.records->empty()) {
+          err = error_code::corrupt_message;
+        } else {
+          auto split = kafka::split_batches(*part.records);
+          if (!split) {
+            spdlog::warn("produce to {}-{} from {}: rejecting records: {}", topic.name, part.index,
+                         conn.peer, split.message());
+            err = error_code::corrupt_message;
+          } else {
+            batches = std::move(*split);
+          }
+        }
+      }
+      for (const auto& b : batches) {
+        if (static_cast<int64_t>(b.bytes.size()) > ctx.cfg.message_max_bytes) {
+          err = error_code::message_too_large;
+          break;
+        }
+      }
+      if (err != error_code::none) {
+        pr.error_code = static_cast<int16_t>(err);
+        tr.partition_responses.push_back(std::move(pr));
+        continue;
+      }
+      partition_slot slot{ti, tr.partition_responses.size(), appends.size(), batches.size()};
+      for (const auto& b : batches) {
+        append_batch a;
+        a.topic = topic.name;
+        a.partition = part.index;
+        a.bytes = b.bytes;
+        a.offset_count = b.header.last_offset_delta + 1;
+        a.first_timestamp = b.header.base_timestamp;
+        a.max_timestamp = b.header.max_timestamp;
+        a.producer_id = b.header.producer_id;
+        a.producer_epoch = b.header.producer_epoch;
+        a.base_sequence = b.header.base_sequence;
+        appends.push_back(std::move(a));
+      }
+      slots.push_back(slot);
+      tr.partition_responses.push_back(std::move(pr));
+    }
+    resp.responses.push_back(std::move(tr));
+  }
+
+  if (in.acks == 0) {
+    if (!appends.empty()) ctx.writer->append(appends, {});
+    turn.release();
+    handler_response none;
+    none.send = false;
+    co_return none;
+  }
+  if (!appends.empty()) {
+    // The batch bytes point into req.frame, which outlives this await; append copies them.
+    auto outcomes = co_await await_callback<std::vector<append_outcome>>([&](auto done) {
+      ctx.writer->append(appends, std::move(done));
+      turn.release();
+    });
+    for (const auto& slot : slots) {
+      auto& pr = resp.responses[slot.topic_index].partition_responses[slot.partition_index];
+      error_code err = error_code::none;
+      for (size_t i = 0; i < slot.batch_count; ++i) {
+        const auto& o = outcomes[slot.first_batch + i];
+        if (o.error != error_code::none && err == error_code::none) err = o.error;
+      }
+      pr.error_code = static_cast<int16_t>(err);
+      pr.base_offset = err == error_code::none ? outcomes[slot.first_batch].base_offset : -1;
+    }
+  }
+  co_return handler_response{encode_body(resp, req.api_version)};
+}
+
+}  // namespace sh::broker

@@ -1,0 +1,331 @@
+#include <spdlog/spdlog.h>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <random>
+#include <thread>
+#include <utility>
+
+#include "broker_context.h"
+#include "handlers/handlers.h"
+#include "sh/broker/broker.h"
+#include "sh/kafka/messages/api_keys.h"
+#include "sh/kafka/messages/request_header.h"
+
+namespace sh::broker {
+namespace {
+
+using asio::ip::tcp;
+using boost::system::error_code;
+
+constexpr int16_t api_versions_key = 18;
+constexpr size_t max_pending_per_connection = 1024;
+
+struct pending_response {
+  bool ready = false;
+  bool send = true;
+  bool close = false;
+  std::vector<uint8_t> frame;  // size prefix + header + body
+};
+
+// One client connection: a reader coroutine that decodes frames and starts a handler per
+// request, and a writer coroutine that sends responses strictly in request order. Everything
+// runs on the connection's strand.
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  connection(broker_context& ctx, tcp::socket socket)
+      : _ctx(ctx),
+        _socket(std::move(socket)),
+        _wake_writer(_socket.get_executor(), asio::steady_timer::time_point::max()),
+        _wake_reader(_socket.get_executor(), asio::steady_timer::time_point::max()) {
+    error_code ec;
+    auto ep = _socket.remote_endpoint(ec);
+    _state.peer = ec ? "?" : ep.address().to_string() + ":" + std::to_string(ep.port());
+    _state.produce_turn_changed = std::make_shared<asio::steady_timer>(
+        _socket.get_executor(), asio::steady_timer::time_point::max());
+    _socket.set_option(tcp::no_delay(true), ec);
+  }
+
+  void start() {
+    auto self = shared_from_this();
+    asio::co_spawn(_socket.get_executor(), reader(self), asio::detached);
+    asio::co_spawn(_socket.get_executor(), writer(self), asio::detached);
+  }
+
+ private:
+  awaitable<void> reader(std::shared_ptr<connection> self) {
+    try {
+      for (;;) {
+        while (_pending.size() >= max_pending_per_connection && !_closed) {
+          error_code ec;
+          co_await _wake_reader.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (_closed) break;
+        uint8_t size_buf[4];
+        error_code ec;
+        co_await asio::async_read(_socket, asio::buffer(size_buf),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+        const int32_t size =
+            static_cast<int32_t>((uint32_t(size_buf[0]) << 24) | (uint32_t(size_buf[1]) << 16) |
+                                 (uint32_t(size_buf[2]) << 8) | size_buf[3]);
+        if (size < 8 || size > _ctx.cfg.socket_request_max_bytes) {
+          spdlog::warn(
+              "{}: request frame of {} bytes is outside [8, socket.request.max.bytes={}]; "
+              "closing connection",
+              _state.peer, size, _ctx.cfg.socket_request_max_bytes);
+          break;
+        }
+        request req;
+        req.frame.resize(static_cast<size_t>(size));
+        co_await asio::async_read(_socket, asio::buffer(req.frame),
+                                  asio::redirect_error(asio::use_awaitable, ec));
+        if (ec) break;
+        if (!dispatch(self, std::move(req))) break;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("{}: connection reader failed: {}", _state.peer, e.what());
+    }
+    close();
+  }
+
+  // Parses the header and starts the handler; false closes the connection.
+  bool dispatch(const std::shared_ptr<connection>& self, request req) {
+    kafka::byte_reader peek(req.frame);
+    req.api_key = peek.read_int16();
+    req.api_version = peek.read_int16();
+    req.correlation_id = peek.read_int32();
+    auto p = std::make_shared<pending_response>();
+    const api_handler* h = find_handler(req.api_key);
+    if (req.api_key == api_versions_key && h &&
+        (req.api_version < h->min_version || req.api_version > h->max_version)) {
+      // Kafka answers an ApiVersions request it can't parse in the v0 layout, so the client
+      // learns the supported range and retries.
+      _pending.push_back(p);
+      complete(p, req.correlation_id, 0, handler_response{api_versions_unsupported_body()});
+      return true;
+    }
+    if (!h || req.api_version < h->min_version || req.api_version > h->max_version) {
+      spdlog::warn("{}: unsupported request api key {} ({}) version {} (client {}); closing",
+                   _state.peer, req.api_key, kafka::api_name(req.api_key), req.api_version,
+                   req.client_id.value_or("-"));
+      return false;
+    }
+    kafka::byte_reader r(req.frame);
+    kafka::request_header header;
+    if (!header.decode(r, kafka::request_header_version(req.api_key, req.api_version))) {
+      spdlog::warn("{}: malformed request header; closing", _state.peer);
+      return false;
+    }
+    req.client_id = header.client_id;
+    req.body_offset = r.position();
+    if (req.api_key == 0) req.produce_ticket = _state.next_produce_ticket++;
+    _pending.push_back(p);
+    asio::co_spawn(_socket.get_executor(), run_handler(self, h, std::move(req), p), asio::detached);
+    return true;
+  }
+
+  awaitable<void> run_handler(std::shared_ptr<connection> self, const api_handler* h, request req,
+                              std::shared_ptr<pending_response> p) {
+    handler_response resp;
+    try {
+      resp = co_await h->fn(_ctx, _state, req);
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {} v{} handler failed: {}; closing", _state.peer,
+                    kafka::api_name(req.api_key), req.api_version, e.what());
+      resp.send = false;
+      resp.close = true;
+    }
+    complete(p, req.correlation_id, kafka::response_header_version(req.api_key, req.api_version),
+             std::move(resp));
+    (void)self;
+  }
+
+  void complete(const std::shared_ptr<pending_response>& p, int32_t correlation_id,
+                int16_t header_version, handler_response resp) {
+    p->ready = true;
+    p->send = resp.send;
+    p->close = resp.close;
+    if (resp.send) {
+      kafka::byte_writer w;
+      w.write_int32(0);  // size, patched below
+      w.write_int32(correlation_id);
+      if (header_version >= 1) w.write_unsigned_varint(0);  // no tagged fields
+      auto frame = w.take();
+      frame.insert(frame.end(), resp.body.begin(), resp.body.end());
+      const uint32_t size = static_cast<uint32_t>(frame.size() - 4);
+      frame[0] = static_cast<uint8_t>(size >> 24);
+      frame[1] = static_cast<uint8_t>(size >> 16);
+      frame[2] = static_cast<uint8_t>(size >> 8);
+      frame[3] = static_cast<uint8_t>(size);
+      p->frame = std::move(frame);
+    }
+    _wake_writer.cancel();
+  }
+
+  awaitable<void> writer(std::shared_ptr<connection> self) {
+    try {
+      while (!_closed) {
+        if (_pending.empty() || !_pending.front()->ready) {
+          error_code ec;
+          co_await _wake_writer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+          continue;
+        }
+        auto p = std::move(_pending.front());
+        _pending.pop_front();
+        _wake_reader.cancel();
+        if (p->send) {
+          error_code ec;
+          co_await asio::async_write(_socket, asio::buffer(p->frame),
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        }
+        if (p->close) break;
+      }
+    } catch (const std::exception& e) {
+      spdlog::error("{}: connection writer failed: {}", _state.peer, e.what());
+    }
+    close();
+    (void)self;
+  }
+
+  void close() {
+    if (_closed) return;
+    _closed = true;
+    error_code ec;
+    _socket.shutdown(tcp::socket::shutdown_both, ec);
+    _socket.close(ec);
+    _wake_writer.cancel();
+    _wake_reader.cancel();
+  }
+
+  broker_context& _ctx;
+  tcp::socket _socket;
+  asio::steady_timer _wake_writer;
+  asio::steady_timer _wake_reader;
+  std::deque<std::shared_ptr<pending_response>> _pending;
+  connection_state _state;
+  bool _closed = false;
+};
+
+awaitable<void> accept_loop(broker_context& ctx, tcp::acceptor& acceptor, asio::io_context& io) {
+  for (;;) {
+    error_code ec;
+    tcp::socket socket(asio::make_strand(io));
+    co_await acceptor.async_accept(socket, asio::redirect_error(asio::use_awaitable, ec));
+    if (ec) {
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
+      spdlog::warn("accept failed: {}", ec.message());
+      continue;
+    }
+    std::make_shared<connection>(ctx, std::move(socket))->start();
+  }
+}
+
+std::string make_writer_id(int32_t node_id) {
+  std::random_device rd;
+  const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "n%d-%lld-%08x", node_id, static_cast<long long>(now), rd());
+  return buf;
+}
+
+}  // namespace
+
+int run_broker(const broker_config& cfg) {
+  std::error_code fs_ec;
+  std::filesystem::create_directories(cfg.data_dir, fs_ec);
+  if (fs_ec) {
+    spdlog::critical("cannot create data.dir {}: {}", cfg.data_dir, fs_ec.message());
+    return 1;
+  }
+  auto meta = metadata::open_metadata_store(cfg.metadata_url);
+  if (!meta) {
+    spdlog::critical("cannot open metadata store {}: {}", cfg.metadata_url, meta.message());
+    return 1;
+  }
+  auto store = storage::open_object_store(cfg.storage_url);
+  if (!store) {
+    spdlog::critical("cannot open object store {}: {}", cfg.storage_url, store.message());
+    return 1;
+  }
+  broker_context ctx(cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
+                     std::shared_ptr<metadata::metadata_store>(std::move(*meta)));
+  ctx.writer = std::make_unique<ingest_writer>(
+      ctx.store, ctx.meta, make_writer_id(cfg.node_id), cfg.ingest_flush_bytes,
+      std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx] { ctx.commits.notify(); });
+  ctx.writer->start();
+
+  asio::io_context io(cfg.num_io_threads);
+  std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
+  for (const auto& l : cfg.listeners) {
+    error_code ec;
+    auto addr = asio::ip::make_address(l.host.empty() ? "0.0.0.0" : l.host, ec);
+    if (ec) {
+      tcp::resolver resolver(io);
+      auto results = resolver.resolve(l.host, std::to_string(l.port), ec);
+      if (ec || results.empty()) {
+        spdlog::critical("cannot resolve listener host {}: {}", l.host, ec.message());
+        return 1;
+      }
+      addr = results.begin()->endpoint().address();
+    }
+    auto acceptor = std::make_unique<tcp::acceptor>(io);
+    tcp::endpoint ep(addr, l.port);
+    acceptor->open(ep.protocol(), ec);
+    if (!ec) acceptor->set_option(tcp::acceptor::reuse_address(true), ec);
+    if (!ec) acceptor->bind(ep, ec);
+    if (!ec) acceptor->listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) {
+      spdlog::critical("cannot listen on {}:{}: {}", l.host, l.port, ec.message());
+      return 1;
+    }
+    spdlog::info("listening on {}://{}:{}", l.name, l.host, acceptor->local_endpoint().port());
+    acceptors.push_back(std::move(acceptor));
+  }
+  for (auto& a : acceptors) asio::co_spawn(io, accept_loop(ctx, *a, io), asio::detached);
+
+  std::thread stopper;
+  asio::signal_set signals(io, SIGINT, SIGTERM);
+  signals.async_wait([&](const error_code& ec, int sig) {
+    if (ec) return;
+    spdlog::info("signal {} received: stopping (no new connections; flushing buffered produce)",
+                 sig);
+    for (auto& a : acceptors) {
+      error_code ignored;
+      a->close(ignored);
+    }
+    // Commit what is buffered and answer its producers before the I/O threads stop.
+    stopper = std::thread([&ctx, &io] {
+      ctx.writer->stop();
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let answers go out
+      io.stop();
+    });
+  });
+
+  spdlog::info("streamhouse broker node {} ready (metadata {}, storage {}, flush {} bytes / {} ms)",
+               cfg.node_id, ctx.meta->describe(), ctx.store->describe(), cfg.ingest_flush_bytes,
+               cfg.ingest_flush_ms);
+  std::vector<std::thread> threads;
+  for (int i = 1; i < cfg.num_io_threads; ++i) threads.emplace_back([&io] { io.run(); });
+  io.run();
+  for (auto& t : threads) t.join();
+  if (stopper.joinable()) stopper.join();
+  ctx.writer->stop();
+  ctx.blocking.join();
+  spdlog::info("broker stopped");
+  return 0;
+}
+
+}  // namespace sh::broker

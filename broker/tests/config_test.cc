@@ -1,0 +1,75 @@
+#include "sh/broker/config.h"
+
+#include <gtest/gtest.h>
+
+namespace sh::broker {
+namespace {
+
+TEST(config, defaults_use_embedded_stores_under_data_dir) {
+  auto cfg = make_broker_config({{"data.dir", "/tmp/x"}});
+  ASSERT_TRUE(cfg) << cfg.message();
+  EXPECT_EQ(cfg->metadata_url, "/tmp/x/metadata.db");
+  EXPECT_EQ(cfg->storage_url, "/tmp/x/objects");
+  ASSERT_EQ(cfg->listeners.size(), 1u);
+  EXPECT_EQ(cfg->listeners[0].port, 9092);
+  EXPECT_EQ(cfg->advertised_listeners[0].host, "127.0.0.1");
+  EXPECT_TRUE(cfg->auto_create_topics);
+  EXPECT_EQ(cfg->num_partitions, 1);
+  EXPECT_EQ(cfg->ingest_flush_ms, 5);  // local store: low latency default
+}
+
+TEST(config, s3_storage_defaults_to_longer_flush_interval) {
+  auto cfg = make_broker_config({{"storage.url", "s3://bucket/prefix"}});
+  ASSERT_TRUE(cfg) << cfg.message();
+  EXPECT_EQ(cfg->ingest_flush_ms, 250);
+}
+
+TEST(config, unknown_keys_are_rejected_by_name) {
+  auto cfg = make_broker_config({{"bogus.key", "1"}, {"node.id", "1"}, {"other.bad", "x"}});
+  ASSERT_FALSE(cfg);
+  EXPECT_EQ(cfg.code(), config_errc::unknown_key);
+  EXPECT_NE(cfg.message().find("bogus.key"), std::string::npos);
+  EXPECT_NE(cfg.message().find("other.bad"), std::string::npos);
+}
+
+TEST(config, bad_values_name_the_key) {
+  for (auto [k, v] :
+       std::vector<std::pair<std::string, std::string>>{{"node.id", "abc"},
+                                                        {"num.partitions", "0"},
+                                                        {"auto.create.topics.enable", "yes"},
+                                                        {"listeners", "127.0.0.1:9092"},
+                                                        {"listeners", "SSL://127.0.0.1:9093"},
+                                                        {"log.level", "loud"}}) {
+    auto cfg = make_broker_config({{k, v}});
+    ASSERT_FALSE(cfg) << k << "=" << v;
+    EXPECT_EQ(cfg.code(), config_errc::bad_value);
+    EXPECT_NE(cfg.message().find(k), std::string::npos) << cfg.message();
+  }
+}
+
+TEST(config, properties_syntax) {
+  auto props = parse_properties(
+      "# comment\n! also comment\n\n  listeners = PLAINTEXT://0.0.0.0:19092 \nnode.id:3\n");
+  ASSERT_TRUE(props);
+  EXPECT_EQ(props->at("listeners"), "PLAINTEXT://0.0.0.0:19092");
+  EXPECT_EQ(props->at("node.id"), "3");
+  auto bad = parse_properties("justakey\n");
+  EXPECT_FALSE(bad);
+  EXPECT_EQ(bad.code(), config_errc::syntax);
+}
+
+TEST(config, listener_parsing) {
+  auto l = parse_listener("PLAINTEXT://[::1]:9092");
+  ASSERT_TRUE(l);
+  EXPECT_EQ(l->host, "::1");
+  EXPECT_EQ(l->port, 9092);
+  EXPECT_FALSE(parse_listener("PLAINTEXT://host:99999"));
+}
+
+TEST(config, help_lists_every_key) {
+  const auto help = config_help_text();
+  for (const auto& k : known_config_keys()) EXPECT_NE(help.find(k.name), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sh::broker
