@@ -1,7 +1,10 @@
 #pragma once
 // Asio glue private to the broker: offloading blocking calls to the bounded pool and one-shot
 // events. Included only by broker .cc files (keeps Asio out of widely included headers).
-// Boost 1.74 asio/awaitable.hpp uses std::exchange without including <utility>.
+// clang-format off
+#include <utility>  // first: Boost 1.74's asio/awaitable.hpp uses std::exchange
+// clang-format on
+
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/bind_executor.hpp>
@@ -14,7 +17,6 @@
 #include <memory>
 #include <optional>
 #include <type_traits>
-#include <utility>
 
 namespace sh::broker {
 

@@ -1,3 +1,7 @@
+// clang-format off
+#include <utility>  // first: Boost 1.74's asio/awaitable.hpp uses std::exchange
+// clang-format on
+
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/co_spawn.hpp>
@@ -13,7 +17,6 @@
 #include <filesystem>
 #include <random>
 #include <thread>
-#include <utility>
 
 #include "broker_context.h"
 #include "handlers/handlers.h"
