@@ -6,35 +6,22 @@
 #include <cstring>
 #include <limits>
 
+#include "object_trailer.h"
 #include "sh/storage/crc32c.h"
 #include "streamhouse_storage.pb.h"
 
 namespace sh::storage {
 namespace {
 
-void put_u32_le(bytes& out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
-}
-
-uint32_t get_u32_le(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
-}
-
 std::string range_name(const ingest_range& r) {
   return r.topic + "/" + std::to_string(r.partition) + " at bytes [" + std::to_string(r.offset) +
          ", +" + std::to_string(r.length) + ")";
 }
 
-std::string hex32(uint32_t v) {
-  char buf[11];
-  std::snprintf(buf, sizeof buf, "0x%08x", v);
-  return buf;
-}
+constexpr std::string_view what = "ingest object";
+constexpr std::string_view magic{ingest_magic, 8};
 
-// Bytes a reader fetches from the end on its first try: the trailer plus a footer of about a
-// thousand partition ranges, so one ranged GET nearly always suffices.
-constexpr uint64_t tail_guess = 64 * 1024;
+using detail::hex32;
 
 }  // namespace
 
@@ -112,11 +99,8 @@ ingest_object_builder::finished ingest_object_builder::finish(int64_t created_at
   }
 
   const std::string encoded = footer.SerializeAsString();
-  const auto* fp = reinterpret_cast<const uint8_t*>(encoded.data());
-  out.data.insert(out.data.end(), fp, fp + encoded.size());
-  put_u32_le(out.data, static_cast<uint32_t>(encoded.size()));
-  put_u32_le(out.data, crc32c({fp, encoded.size()}));
-  out.data.insert(out.data.end(), ingest_magic, ingest_magic + 8);
+  detail::append_footer(out.data,
+                        {reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size()}, magic);
 
   _groups.clear();
   _size = 0;
@@ -124,55 +108,16 @@ ingest_object_builder::finished ingest_object_builder::finish(int64_t created_at
 }
 
 sresult<uint64_t> ingest_tail_size(std::span<const uint8_t> tail, uint64_t object_size) {
-  if (tail.size() > object_size) {
-    return make_error(errc::invalid_argument, "ingest footer: tail of " +
-                                                  std::to_string(tail.size()) +
-                                                  " bytes is longer than the object (" +
-                                                  std::to_string(object_size) + " bytes)");
-  }
-  if (object_size < ingest_trailer_size) {
-    return make_error(errc::corrupt, "ingest object truncated: " + std::to_string(object_size) +
-                                         " bytes is shorter than the 16-byte trailer");
-  }
-  if (tail.size() < ingest_trailer_size) {
-    return make_error(errc::invalid_argument,
-                      "ingest footer: need at least the last 16 bytes of the object, got " +
-                          std::to_string(tail.size()));
-  }
-  const uint8_t* t = tail.data() + tail.size() - ingest_trailer_size;
-  if (std::memcmp(t + 8, ingest_magic, 8) != 0) {
-    return make_error(errc::corrupt,
-                      "ingest object: bad magic in the last 8 bytes (not an ingest object, or "
-                      "truncated)");
-  }
-  const uint64_t need = uint64_t{get_u32_le(t)} + ingest_trailer_size;
-  if (need > object_size) {
-    return make_error(errc::corrupt, "ingest object: footer length " +
-                                         std::to_string(need - ingest_trailer_size) +
-                                         " exceeds the object size " + std::to_string(object_size));
-  }
-  return need;
+  return detail::tail_size(tail, object_size, magic, what);
 }
 
 sresult<ingest_footer> parse_ingest_footer(std::span<const uint8_t> tail, uint64_t object_size) {
-  auto need = ingest_tail_size(tail, object_size);
-  if (!need) return need.error();
-  if (*need > tail.size()) {
-    return make_error(errc::invalid_argument, "ingest footer: the last " + std::to_string(*need) +
-                                                  " bytes of the object are needed, got " +
-                                                  std::to_string(tail.size()));
-  }
-  const uint8_t* t = tail.data() + tail.size() - ingest_trailer_size;
-  const uint32_t footer_len = get_u32_le(t);
-  const uint32_t footer_crc = get_u32_le(t + 4);
-  const uint8_t* fp = t - footer_len;
-  const uint32_t actual = crc32c({fp, footer_len});
-  if (actual != footer_crc) {
-    return make_error(errc::corrupt, "ingest object: footer checksum mismatch (stored " +
-                                         hex32(footer_crc) + ", computed " + hex32(actual) + ")");
-  }
+  auto footer_span = detail::footer_bytes(tail, object_size, magic, what);
+  if (!footer_span) return footer_span.error();
+  const uint8_t* fp = footer_span->data();
+  const size_t footer_len = footer_span->size();
   streamhouse::storage::v1::IngestFooter pb;
-  if (footer_len > static_cast<uint32_t>(std::numeric_limits<int>::max()) ||
+  if (footer_len > static_cast<size_t>(std::numeric_limits<int>::max()) ||
       !pb.ParseFromArray(fp, static_cast<int>(footer_len))) {
     return make_error(errc::corrupt, "ingest object: footer is not a valid IngestFooter message");
   }
@@ -192,7 +137,7 @@ sresult<ingest_footer> parse_ingest_footer(std::span<const uint8_t> tail, uint64
   out.created_at_ms = pb.created_at_ms();
   out.writer_id = pb.writer_id();
   out.ranges.reserve(pb.ranges_size());
-  const uint64_t data_end = object_size - *need;
+  const uint64_t data_end = object_size - footer_len - detail::trailer_size;
   uint64_t prev_end = 0;
   for (int i = 0; i < pb.ranges_size(); ++i) {
     const auto& p = pb.ranges(i);
@@ -235,36 +180,10 @@ sresult<std::vector<ingest_range>> read_ingest_footer(std::span<const uint8_t> t
 }
 
 sresult<ingest_footer> read_ingest_footer(object_store& store, const std::string& key) {
-  auto info = store.head(key);
-  if (!info) return info.error();
-  const uint64_t size = info->size;
-  auto with_key = [&](error_info<errc> e) {
-    e.message = key + ": " + e.message;
-    return e;
-  };
-  if (size < ingest_trailer_size) {
-    return with_key(make_error(errc::corrupt, "ingest object truncated: " + std::to_string(size) +
-                                                  " bytes is shorter than the 16-byte trailer"));
-  }
-  uint64_t want = std::min(size, tail_guess);
-  auto tail = store.get_range(key, size - want, want);
+  auto tail = detail::fetch_tail(store, key, magic, what);
   if (!tail) return tail.error();
-  if (tail->size() != want) {
-    return with_key(make_error(errc::corrupt, "object changed size while reading its footer"));
-  }
-  auto need = ingest_tail_size(*tail, size);
-  if (!need) return with_key(need.error());
-  if (*need > want) {
-    auto more = store.get_range(key, size - *need, *need - want);
-    if (!more) return more.error();
-    if (more->size() != *need - want) {
-      return with_key(make_error(errc::corrupt, "object changed size while reading its footer"));
-    }
-    more->insert(more->end(), tail->begin(), tail->end());
-    tail = std::move(more);
-  }
-  auto footer = parse_ingest_footer(*tail, size);
-  if (!footer) return with_key(footer.error());
+  auto footer = parse_ingest_footer(tail->tail, tail->object_size);
+  if (!footer) return make_error(footer.code(), key + ": " + footer.message());
   return footer;
 }
 
