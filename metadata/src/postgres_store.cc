@@ -340,8 +340,8 @@ const statement k_select_object_entries{
 // committer locks in (topic_key, partition) order.
 const statement k_lock_partitions{
     "sh_lock_partitions",
-    "SELECT t.name, p.partition, p.topic_key, p.high_watermark FROM partitions p"
-    " JOIN topics t ON t.topic_key = p.topic_key"
+    "SELECT t.name, p.partition, p.topic_key, p.high_watermark, p.log_start_offset"
+    " FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.deleted_at_ms IS NULL AND (t.name, p.partition) IN"
     "  (SELECT n, q FROM unnest($1::text[], $2::integer[]) AS v(n, q))"
     " ORDER BY p.topic_key, p.partition FOR UPDATE OF p"};
@@ -352,6 +352,11 @@ const statement k_insert_index_entries{
     " SELECT k, q, b, l, ts, n, $1, bo, bl FROM unnest($2::bigint[], $3::integer[],"
     " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])"
     " AS v(k, q, b, l, ts, n, bo, bl)"};
+const statement k_update_partition_offsets{
+    "sh_update_partition_offsets",
+    "UPDATE partitions p SET log_start_offset = v.s, high_watermark = v.h"
+    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[]) AS v(k, q, s, h)"
+    " WHERE p.topic_key = v.k AND p.partition = v.q"};
 const statement k_update_high_watermarks{
     "sh_update_high_watermarks",
     "UPDATE partitions p SET high_watermark = v.h"
@@ -379,6 +384,29 @@ const statement k_select_partition_exists{
     "sh_partition_exists",
     "SELECT p.topic_key FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
+const statement k_upsert_checkpoints{
+    "sh_upsert_checkpoints",
+    "INSERT INTO mirror_checkpoints (mirror_name, source_topic, source_partition, topic_key,"
+    " partition, next_source_offset, lease_epoch, updated_at_ms)"
+    " SELECT m, s, sp, k, q, n, $7, $8 FROM unnest($1::text[], $2::text[], $3::integer[],"
+    " $4::bigint[], $5::integer[], $6::bigint[]) AS v(m, s, sp, k, q, n)"
+    " ON CONFLICT (mirror_name, source_topic, source_partition) DO UPDATE SET"
+    " topic_key = excluded.topic_key, partition = excluded.partition,"
+    " next_source_offset = excluded.next_source_offset, lease_epoch = excluded.lease_epoch,"
+    " updated_at_ms = excluded.updated_at_ms"};
+const statement k_select_checkpoint{
+    "sh_select_checkpoint",
+    "SELECT c.mirror_name, c.source_topic, c.source_partition, t.name, c.partition,"
+    " c.next_source_offset, c.updated_at_ms FROM mirror_checkpoints c"
+    " JOIN topics t ON t.topic_key = c.topic_key"
+    " WHERE c.mirror_name = $1 AND c.source_topic = $2 AND c.source_partition = $3"};
+const statement k_select_checkpoints{
+    "sh_select_checkpoints",
+    "SELECT c.mirror_name, c.source_topic, c.source_partition, t.name, c.partition,"
+    " c.next_source_offset, c.updated_at_ms FROM mirror_checkpoints c"
+    " JOIN topics t ON t.topic_key = c.topic_key"
+    " WHERE c.mirror_name = $1 ORDER BY c.source_topic COLLATE \"C\", c.source_partition"};
+
 // Lease times come from the server's clock, so brokers' clocks don't matter.
 #define SH_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 const statement k_select_lease{
@@ -688,6 +716,168 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<void> commit_mirror_object(const mirror_commit& commit) override {
+    SH_META_CHECK(validate_mirror_commit(commit));
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      if (commit.fence) SH_META_CHECK(check_fence(c, *commit.fence));
+      SH_META_TRY(inserted,
+                  c.query(k_insert_object, params()
+                                               .add(commit.object_key)
+                                               .add(static_cast<int64_t>(commit.object_size))
+                                               .add(now_ms())));
+      if (inserted.rows() == 0) {
+        SH_META_TRY(size, c.query(k_select_object_size, params().add(commit.object_key)));
+        bool same = false;
+        if (size.rows() > 0 && static_cast<uint64_t>(size.i64(0, 0)) == commit.object_size) {
+          SH_META_TRY(s, same_mirror_ranges(c, commit));
+          same = s;
+        }
+        if (!same) {
+          return make_error(errc::conflict, "object '" + commit.object_key +
+                                                "' is already registered with other content");
+        }
+        return {};  // a retry of a commit that succeeded
+      }
+
+      // Lock every partition written or checkpointed, in the global order.
+      std::vector<std::string_view> names;
+      std::vector<int32_t> parts;
+      std::set<std::pair<std::string_view, int32_t>> wanted;
+      auto want = [&](const std::string& topic, int32_t partition) {
+        if (!is_valid_topic_name(topic) || partition < 0) return;
+        if (wanted.emplace(topic, partition).second) {
+          names.push_back(topic);
+          parts.push_back(partition);
+        }
+      };
+      for (const mirror_range& m : commit.ranges) want(m.range.topic, m.range.partition);
+      for (const mirror_checkpoint& cp : commit.checkpoints) want(cp.topic, cp.partition);
+      struct locked {
+        int64_t topic_key;
+        int64_t next_offset;
+        int64_t log_start;
+        bool touched = false;
+        // An empty log starts where its first data starts (the source's log start).
+        void advance(int64_t first, int64_t next) {
+          if (log_start == next_offset) log_start = first;
+          next_offset = next;
+          touched = true;
+        }
+      };
+      std::map<std::pair<std::string, int32_t>, locked> partitions;
+      if (!names.empty()) {
+        SH_META_TRY(rows, c.query(k_lock_partitions,
+                                  params().add(text_array(names)).add(int_array(parts))));
+        for (int i = 0; i < rows.rows(); ++i) {
+          partitions.emplace(std::pair(rows.text(i, 0), static_cast<int32_t>(rows.i64(i, 1))),
+                             locked{rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4)});
+        }
+      }
+
+      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths;
+      std::vector<int32_t> entry_parts;
+      for (const mirror_range& m : commit.ranges) {
+        const range_commit& r = m.range;
+        auto it = partitions.find(std::pair(r.topic, r.partition));
+        if (it == partitions.end()) return not_found(r.topic, r.partition);
+        locked& p = it->second;
+        if (m.base_offset < p.next_offset) {
+          return make_error(errc::conflict,
+                            "mirror range at offset " + std::to_string(m.base_offset) +
+                                " is below " + r.topic + "-" + std::to_string(r.partition) +
+                                "'s high watermark " + std::to_string(p.next_offset));
+        }
+        p.advance(m.base_offset, m.last_offset + 1);
+        keys.push_back(p.topic_key);
+        entry_parts.push_back(r.partition);
+        bases.push_back(m.base_offset);
+        lasts.push_back(m.last_offset);
+        timestamps.push_back(range_max_timestamp(r));
+        counts.push_back(range_offset_count(r));
+        byte_offsets.push_back(static_cast<int64_t>(r.byte_offset));
+        byte_lengths.push_back(static_cast<int64_t>(r.byte_length));
+      }
+      std::vector<std::string_view> cp_mirrors, cp_topics;
+      std::vector<int32_t> cp_source_parts, cp_parts;
+      std::vector<int64_t> cp_keys, cp_offsets;
+      for (const mirror_checkpoint& cp : commit.checkpoints) {
+        auto it = partitions.find(std::pair(cp.topic, cp.partition));
+        if (it == partitions.end()) return not_found(cp.topic, cp.partition);
+        locked& p = it->second;
+        if (cp.next_source_offset > p.next_offset) {
+          p.advance(cp.next_source_offset, cp.next_source_offset);
+        }
+        cp_mirrors.push_back(cp.mirror_name);
+        cp_topics.push_back(cp.source_topic);
+        cp_source_parts.push_back(cp.source_partition);
+        cp_keys.push_back(p.topic_key);
+        cp_parts.push_back(cp.partition);
+        cp_offsets.push_back(cp.next_source_offset);
+      }
+      if (!keys.empty()) {
+        SH_META_CHECK(c.query(k_insert_index_entries, params()
+                                                          .add(commit.object_key)
+                                                          .add(int_array(keys))
+                                                          .add(int_array(entry_parts))
+                                                          .add(int_array(bases))
+                                                          .add(int_array(lasts))
+                                                          .add(int_array(timestamps))
+                                                          .add(int_array(counts))
+                                                          .add(int_array(byte_offsets))
+                                                          .add(int_array(byte_lengths))));
+      }
+      std::vector<int64_t> hk, hs, hw;
+      std::vector<int32_t> hp;
+      for (const auto& [id, p] : partitions) {
+        if (!p.touched) continue;
+        hk.push_back(p.topic_key);
+        hp.push_back(id.second);
+        hs.push_back(p.log_start);
+        hw.push_back(p.next_offset);
+      }
+      if (!hk.empty()) {
+        SH_META_CHECK(c.query(
+            k_update_partition_offsets,
+            params().add(int_array(hk)).add(int_array(hp)).add(int_array(hs)).add(int_array(hw))));
+      }
+      if (!cp_keys.empty()) {
+        SH_META_CHECK(
+            c.query(k_upsert_checkpoints, params()
+                                              .add(text_array(cp_mirrors))
+                                              .add(text_array(cp_topics))
+                                              .add(int_array(cp_source_parts))
+                                              .add(int_array(cp_keys))
+                                              .add(int_array(cp_parts))
+                                              .add(int_array(cp_offsets))
+                                              .add(commit.fence ? commit.fence->epoch : int64_t{0})
+                                              .add(now_ms())));
+      }
+      return txn.commit();
+    });
+  }
+
+  mresult<std::optional<mirror_checkpoint>> get_mirror_checkpoint(
+      const std::string& mirror_name, const std::string& source_topic,
+      int32_t source_partition) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::optional<mirror_checkpoint>> {
+      SH_META_TRY(r, c.query(k_select_checkpoint,
+                             params().add(mirror_name).add(source_topic).add(source_partition)));
+      if (r.rows() == 0) return std::optional<mirror_checkpoint>();
+      return std::optional<mirror_checkpoint>(checkpoint_from_row(r, 0));
+    });
+  }
+
+  mresult<std::vector<mirror_checkpoint>> list_mirror_checkpoints(
+      const std::string& mirror_name) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<mirror_checkpoint>> {
+      SH_META_TRY(r, c.query(k_select_checkpoints, params().add(mirror_name)));
+      std::vector<mirror_checkpoint> out;
+      for (int i = 0; i < r.rows(); ++i) out.push_back(checkpoint_from_row(r, i));
+      return out;
+    });
+  }
+
   mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
                                int64_t ttl_ms) override {
     SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
@@ -760,6 +950,35 @@ class postgres_store final : public metadata_store {
       }
     }
     return outcomes;
+  }
+
+  static mirror_checkpoint checkpoint_from_row(const pg_result& r, int row) {
+    return mirror_checkpoint{r.text(row, 0),
+                             r.text(row, 1),
+                             static_cast<int32_t>(r.i64(row, 2)),
+                             r.text(row, 3),
+                             static_cast<int32_t>(r.i64(row, 4)),
+                             r.i64(row, 5),
+                             r.i64(row, 6)};
+  }
+
+  // Whether the registered object holds exactly the ranges of `commit`.
+  static mresult<bool> same_mirror_ranges(pg_conn& c, const mirror_commit& commit) {
+    SH_META_TRY(r, c.query(k_select_object_entries, params().add(commit.object_key)));
+    std::map<std::tuple<std::string, int32_t, uint64_t>, std::pair<int64_t, int64_t>> recorded;
+    for (int i = 0; i < r.rows(); ++i) {
+      recorded.emplace(std::tuple(r.text(i, 0), static_cast<int32_t>(r.i64(i, 1)),
+                                  static_cast<uint64_t>(r.i64(i, 2))),
+                       std::pair(r.i64(i, 3), r.i64(i, 4)));
+    }
+    if (recorded.size() != commit.ranges.size()) return false;
+    for (const mirror_range& m : commit.ranges) {
+      auto it = recorded.find(std::tuple(m.range.topic, m.range.partition, m.range.byte_offset));
+      if (it == recorded.end() || it->second != std::pair(m.base_offset, m.last_offset)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   static lease lease_from_row(const pg_result& r, int row) {

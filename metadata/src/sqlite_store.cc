@@ -9,6 +9,7 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
@@ -240,6 +241,12 @@ constexpr const char* k_select_partition_by_name =
     " WHERE t.name = ?1 AND t.deleted_at_ms IS NULL AND p.partition = ?2";
 constexpr const char* k_select_high_watermark =
     "SELECT high_watermark FROM partitions WHERE topic_key = ?1 AND partition = ?2";
+constexpr const char* k_select_partition_offsets =
+    "SELECT log_start_offset, high_watermark FROM partitions"
+    " WHERE topic_key = ?1 AND partition = ?2";
+constexpr const char* k_update_partition_offsets =
+    "UPDATE partitions SET log_start_offset = ?3, high_watermark = ?4"
+    " WHERE topic_key = ?1 AND partition = ?2";
 constexpr const char* k_update_high_watermark =
     "UPDATE partitions SET high_watermark = ?3 WHERE topic_key = ?1 AND partition = ?2";
 
@@ -263,6 +270,25 @@ constexpr const char* k_upsert_lease =
     " expires_at_ms = excluded.expires_at_ms";
 constexpr const char* k_update_lease_expiry =
     "UPDATE leases SET expires_at_ms = ?2 WHERE name = ?1";
+
+constexpr const char* k_upsert_checkpoint =
+    "INSERT INTO mirror_checkpoints (mirror_name, source_topic, source_partition, topic_key,"
+    " partition, next_source_offset, lease_epoch, updated_at_ms)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"
+    " ON CONFLICT (mirror_name, source_topic, source_partition) DO UPDATE SET"
+    " topic_key = excluded.topic_key, partition = excluded.partition,"
+    " next_source_offset = excluded.next_source_offset, lease_epoch = excluded.lease_epoch,"
+    " updated_at_ms = excluded.updated_at_ms";
+constexpr const char* k_select_checkpoint =
+    "SELECT c.mirror_name, c.source_topic, c.source_partition, t.name, c.partition,"
+    " c.next_source_offset, c.updated_at_ms FROM mirror_checkpoints c"
+    " JOIN topics t ON t.topic_key = c.topic_key"
+    " WHERE c.mirror_name = ?1 AND c.source_topic = ?2 AND c.source_partition = ?3";
+constexpr const char* k_select_checkpoints =
+    "SELECT c.mirror_name, c.source_topic, c.source_partition, t.name, c.partition,"
+    " c.next_source_offset, c.updated_at_ms FROM mirror_checkpoints c"
+    " JOIN topics t ON t.topic_key = c.topic_key"
+    " WHERE c.mirror_name = ?1 ORDER BY c.source_topic, c.source_partition";
 
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
@@ -550,6 +576,110 @@ class sqlite_store final : public metadata_store {
     });
   }
 
+  mresult<void> commit_mirror_object(const mirror_commit& commit) override {
+    SH_META_CHECK(validate_mirror_commit(commit));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    if (commit.fence) SH_META_CHECK(check_fence(c, *commit.fence));
+    {
+      SH_META_TRY(q, c.prepare(k_select_object_size));
+      SH_META_TRY(row, q.bind(1, commit.object_key).step());
+      if (row) {
+        bool same_size = static_cast<uint64_t>(q.i64(0)) == commit.object_size;
+        SH_META_TRY(same, same_size ? same_mirror_ranges(c, commit) : mresult<bool>(false));
+        if (!same) {
+          return make_error(errc::conflict, "object '" + commit.object_key +
+                                                "' is already registered with other content");
+        }
+        return {};  // a retry of a commit that succeeded
+      }
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_insert_object));
+      q.bind(1, commit.object_key).bind(2, static_cast<int64_t>(commit.object_size));
+      SH_META_CHECK(q.bind(3, now_ms()).run());
+    }
+    std::vector<size_t> order(commit.ranges.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      const range_commit& ra = commit.ranges[a].range;
+      const range_commit& rb = commit.ranges[b].range;
+      return std::tie(ra.topic, ra.partition, a) < std::tie(rb.topic, rb.partition, b);
+    });
+    for (size_t idx : order) {
+      const mirror_range& m = commit.ranges[idx];
+      const range_commit& r = m.range;
+      SH_META_TRY(key, topic_key_of(c, r.topic));
+      SH_META_TRY(offsets, partition_offsets_of(c, key, r.topic, r.partition));
+      auto [log_start, hwm] = offsets;
+      if (m.base_offset < hwm) {
+        return make_error(errc::conflict, "mirror range at offset " +
+                                              std::to_string(m.base_offset) + " is below " +
+                                              r.topic + "-" + std::to_string(r.partition) +
+                                              "'s high watermark " + std::to_string(hwm));
+      }
+      {
+        SH_META_TRY(q, c.prepare(k_insert_index_entry));
+        q.bind(1, key).bind(2, r.partition).bind(3, m.base_offset).bind(4, m.last_offset);
+        q.bind(5, range_max_timestamp(r)).bind(6, range_offset_count(r));
+        q.bind(7, commit.object_key).bind(8, static_cast<int64_t>(r.byte_offset));
+        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).run());
+      }
+      // An empty log starts where its first data starts (the source's log start).
+      SH_META_TRY(q, c.prepare(k_update_partition_offsets));
+      q.bind(1, key).bind(2, r.partition).bind(3, log_start == hwm ? m.base_offset : log_start);
+      SH_META_CHECK(q.bind(4, m.last_offset + 1).run());
+    }
+    int64_t now = now_ms();
+    for (const mirror_checkpoint& cp : commit.checkpoints) {
+      SH_META_TRY(key, topic_key_of(c, cp.topic));
+      SH_META_TRY(offsets, partition_offsets_of(c, key, cp.topic, cp.partition));
+      auto [log_start, hwm] = offsets;
+      {
+        SH_META_TRY(q, c.prepare(k_upsert_checkpoint));
+        q.bind(1, cp.mirror_name).bind(2, cp.source_topic).bind(3, cp.source_partition);
+        q.bind(4, key).bind(5, cp.partition).bind(6, cp.next_source_offset);
+        SH_META_CHECK(q.bind(7, commit.fence ? commit.fence->epoch : 0).bind(8, now).run());
+      }
+      if (cp.next_source_offset > hwm) {
+        SH_META_TRY(q, c.prepare(k_update_partition_offsets));
+        q.bind(1, key).bind(2, cp.partition);
+        q.bind(3, log_start == hwm ? cp.next_source_offset : log_start);
+        SH_META_CHECK(q.bind(4, cp.next_source_offset).run());
+      }
+    }
+    SH_META_CHECK(txn.commit());
+    return {};
+  }
+
+  mresult<std::optional<mirror_checkpoint>> get_mirror_checkpoint(
+      const std::string& mirror_name, const std::string& source_topic,
+      int32_t source_partition) override {
+    return with_reader([&](connection& c) -> mresult<std::optional<mirror_checkpoint>> {
+      SH_META_TRY(q, c.prepare(k_select_checkpoint));
+      q.bind(1, mirror_name).bind(2, source_topic).bind(3, source_partition);
+      SH_META_TRY(row, q.step());
+      if (!row) return std::optional<mirror_checkpoint>();
+      return std::optional<mirror_checkpoint>(checkpoint_from_row(q));
+    });
+  }
+
+  mresult<std::vector<mirror_checkpoint>> list_mirror_checkpoints(
+      const std::string& mirror_name) override {
+    return with_reader([&](connection& c) -> mresult<std::vector<mirror_checkpoint>> {
+      SH_META_TRY(q, c.prepare(k_select_checkpoints));
+      q.bind(1, mirror_name);
+      std::vector<mirror_checkpoint> out;
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        out.push_back(checkpoint_from_row(q));
+      }
+      return out;
+    });
+  }
+
   mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
                                int64_t ttl_ms) override {
     SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
@@ -645,6 +775,51 @@ class sqlite_store final : public metadata_store {
       }
     }
     return outcomes;
+  }
+
+  static mirror_checkpoint checkpoint_from_row(const query& q) {
+    return mirror_checkpoint{q.text(0),
+                             q.text(1),
+                             static_cast<int32_t>(q.i64(2)),
+                             q.text(3),
+                             static_cast<int32_t>(q.i64(4)),
+                             q.i64(5),
+                             q.i64(6)};
+  }
+
+  // (log start offset, high watermark); not_found when the topic (key < 0) or partition is
+  // unknown.
+  static mresult<std::pair<int64_t, int64_t>> partition_offsets_of(connection& c, int64_t key,
+                                                                   const std::string& topic,
+                                                                   int32_t partition) {
+    if (key >= 0) {
+      SH_META_TRY(q, c.prepare(k_select_partition_offsets));
+      SH_META_TRY(row, q.bind(1, key).bind(2, partition).step());
+      if (row) return std::pair(q.i64(0), q.i64(1));
+    }
+    return not_found(topic, partition);
+  }
+
+  // Whether the registered object holds exactly the ranges of `commit`.
+  static mresult<bool> same_mirror_ranges(connection& c, const mirror_commit& commit) {
+    std::map<std::tuple<std::string, int32_t, uint64_t>, std::pair<int64_t, int64_t>> recorded;
+    SH_META_TRY(q, c.prepare(k_select_object_entries));
+    q.bind(1, commit.object_key);
+    for (;;) {
+      SH_META_TRY(row, q.step());
+      if (!row) break;
+      recorded.emplace(
+          std::tuple(q.text(0), static_cast<int32_t>(q.i64(1)), static_cast<uint64_t>(q.i64(2))),
+          std::pair(q.i64(3), q.i64(4)));
+    }
+    if (recorded.size() != commit.ranges.size()) return false;
+    for (const mirror_range& m : commit.ranges) {
+      auto it = recorded.find(std::tuple(m.range.topic, m.range.partition, m.range.byte_offset));
+      if (it == recorded.end() || it->second != std::pair(m.base_offset, m.last_offset)) {
+        return false;
+      }
+    }
+    return true;
   }
 
   static mresult<std::optional<lease>> lease_of(connection& c, const std::string& name) {

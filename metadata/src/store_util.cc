@@ -4,6 +4,7 @@
 #include <chrono>
 #include <limits>
 #include <random>
+#include <set>
 #include <tuple>
 
 namespace sh::metadata::detail {
@@ -57,38 +58,85 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
   return {};
 }
 
-mresult<void> validate_commit(const object_commit& commit) {
-  if (commit.object_key.empty() || commit.object_key.size() > max_object_key_length) {
+namespace {
+
+mresult<void> validate_object(const std::string& key, uint64_t size) {
+  if (key.empty() || key.size() > max_object_key_length) {
     return make_error(
         errc::invalid_argument,
         "object key must have 1.." + std::to_string(max_object_key_length) + " characters");
   }
-  if (commit.object_key.find('\0') != std::string::npos) {
+  if (key.find('\0') != std::string::npos) {
     return make_error(errc::invalid_argument, "NUL character in object key");
   }
-  if (commit.object_size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+  if (size > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
     return make_error(errc::invalid_argument, "object size too large");
   }
+  return {};
+}
+
+mresult<void> validate_range(const range_commit& r, size_t i, uint64_t object_size,
+                             bool check_producers) {
+  std::string where = "range " + std::to_string(i) + " (" + r.topic.substr(0, 300) + "-" +
+                      std::to_string(r.partition) + ")";
+  // Written to avoid overflow: byte_offset + byte_length <= object_size.
+  if (r.byte_length == 0 || r.byte_offset > object_size ||
+      r.byte_length > object_size - r.byte_offset) {
+    return make_error(errc::invalid_argument, where + " is empty or outside the object");
+  }
+  if (r.batches.empty()) return make_error(errc::invalid_argument, where + " has no batches");
+  // Each count is below 2^31, so their sum can't overflow int64 for any vector that fits.
+  for (const batch_commit& b : r.batches) {
+    if (b.offset_count < 1) {
+      return make_error(errc::invalid_argument, where + " has a batch with offset_count < 1");
+    }
+    if (check_producers && b.producer_id >= 0 && (b.producer_epoch < 0 || b.base_sequence < 0)) {
+      return make_error(errc::invalid_argument,
+                        where + " has an idempotent batch without epoch or sequence");
+    }
+  }
+  return {};
+}
+
+bool valid_name(const std::string& s) {
+  return !s.empty() && s.size() <= max_name_length && s.find('\0') == std::string::npos;
+}
+
+}  // namespace
+
+mresult<void> validate_commit(const object_commit& commit) {
+  SH_META_CHECK(validate_object(commit.object_key, commit.object_size));
   for (size_t i = 0; i < commit.ranges.size(); ++i) {
-    const range_commit& r = commit.ranges[i];
-    std::string where = "range " + std::to_string(i) + " (" + r.topic.substr(0, 300) + "-" +
-                        std::to_string(r.partition) + ")";
-    // Written to avoid overflow: byte_offset + byte_length <= object_size.
-    if (r.byte_length == 0 || r.byte_offset > commit.object_size ||
-        r.byte_length > commit.object_size - r.byte_offset) {
-      return make_error(errc::invalid_argument, where + " is empty or outside the object");
+    SH_META_CHECK(validate_range(commit.ranges[i], i, commit.object_size, true));
+  }
+  return {};
+}
+
+mresult<void> validate_mirror_commit(const mirror_commit& commit) {
+  SH_META_CHECK(validate_object(commit.object_key, commit.object_size));
+  for (size_t i = 0; i < commit.ranges.size(); ++i) {
+    const mirror_range& m = commit.ranges[i];
+    SH_META_CHECK(validate_range(m.range, i, commit.object_size, false));
+    int64_t count = range_offset_count(m.range);
+    if (m.base_offset < 0 || m.last_offset < m.base_offset ||
+        m.last_offset - m.base_offset < count - 1) {
+      return make_error(errc::invalid_argument,
+                        "mirror range " + std::to_string(i) +
+                            ": offsets [base, last] must be >= 0 and span its batches");
     }
-    if (r.batches.empty()) return make_error(errc::invalid_argument, where + " has no batches");
-    // Each count is below 2^31, so their sum can't overflow int64 for any vector that fits.
-    for (const batch_commit& b : r.batches) {
-      if (b.offset_count < 1) {
-        return make_error(errc::invalid_argument, where + " has a batch with offset_count < 1");
-      }
-      if (b.producer_id >= 0 && (b.producer_epoch < 0 || b.base_sequence < 0)) {
-        return make_error(errc::invalid_argument,
-                          where + " has an idempotent batch without epoch or sequence");
-      }
+  }
+  std::set<std::tuple<std::string, std::string, int32_t>> seen;
+  for (const mirror_checkpoint& c : commit.checkpoints) {
+    if (!valid_name(c.mirror_name) || !valid_name(c.source_topic) || c.source_partition < 0 ||
+        c.next_source_offset < 0) {
+      return make_error(errc::invalid_argument, "malformed mirror checkpoint");
     }
+    if (!seen.emplace(c.mirror_name, c.source_topic, c.source_partition).second) {
+      return make_error(errc::invalid_argument, "two checkpoints for one source partition");
+    }
+  }
+  if (commit.fence && !valid_name(commit.fence->name)) {
+    return make_error(errc::invalid_argument, "malformed lease fence");
   }
   return {};
 }

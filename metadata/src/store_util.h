@@ -41,6 +41,7 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
 // Checks everything about a commit that does not need the database. Bad input from the caller is
 // an error value, never a crash.
 mresult<void> validate_commit(const object_commit& commit);
+mresult<void> validate_mirror_commit(const mirror_commit& commit);
 
 mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
                                   int64_t ttl_ms);

@@ -502,6 +502,205 @@ TEST_P(conformance, idempotent_batches_need_epoch_and_sequence) {
   }
 }
 
+// ---- mirror writes ---------------------------------------------------------------------------
+
+mirror_range mrange(std::string topic, int32_t partition, uint64_t byte_offset, int64_t base,
+                    int64_t last, std::vector<batch_commit> batches) {
+  return mirror_range{range(std::move(topic), partition, byte_offset, 10, std::move(batches)), base,
+                      last};
+}
+
+mirror_checkpoint checkpoint(std::string source_topic, int32_t source_partition, std::string topic,
+                             int32_t partition, int64_t next) {
+  mirror_checkpoint c;
+  c.mirror_name = "src";
+  c.source_topic = std::move(source_topic);
+  c.source_partition = source_partition;
+  c.topic = std::move(topic);
+  c.partition = partition;
+  c.next_source_offset = next;
+  return c;
+}
+
+mirror_commit mobject(std::string key, std::vector<mirror_range> ranges,
+                      std::vector<mirror_checkpoint> checkpoints) {
+  mirror_commit c;
+  c.object_key = std::move(key);
+  c.object_size = 1000;
+  c.ranges = std::move(ranges);
+  c.checkpoints = std::move(checkpoints);
+  return c;
+}
+
+TEST_P(conformance, mirror_commit_keeps_source_offsets) {
+  create("m", 2);
+  // The source starts at 100 (retention), has a gap at 105..109 (compaction), and partition 1 is
+  // mirrored from offset 0.
+  auto r = store().commit_mirror_object(
+      mobject("mo1",
+              {mrange("m", 0, 0, 100, 104, {batch(2, 50), batch(3, 60)}),
+               mrange("m", 0, 10, 110, 119, {batch(4), batch(1)}),  // gaps inside the range too
+               mrange("m", 1, 20, 0, 0, {batch(1)})},
+              {checkpoint("orders", 0, "m", 0, 120), checkpoint("orders", 1, "m", 1, 1)}));
+  ASSERT_TRUE(r) << r.message();
+  auto p0 = store().get_partition("m", 0);
+  ASSERT_TRUE(p0);
+  EXPECT_EQ(p0->log_start_offset, 100) << "an empty log starts where the source starts";
+  EXPECT_EQ(p0->high_watermark, 120);
+  EXPECT_EQ(hwm("m", 1), 1);
+  auto idx = store().read_index("m", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  ASSERT_EQ(idx->size(), 2u);
+  EXPECT_EQ((*idx)[0].base_offset, 100);
+  EXPECT_EQ((*idx)[0].last_offset, 104);
+  EXPECT_EQ((*idx)[0].record_count, 5);
+  EXPECT_EQ((*idx)[0].max_timestamp, 60);
+  EXPECT_EQ((*idx)[1].base_offset, 110);
+  EXPECT_EQ((*idx)[1].last_offset, 119);
+  EXPECT_EQ((*idx)[1].record_count, 5);
+  auto from_gap = store().read_index("m", 0, 106, 10);
+  ASSERT_TRUE(from_gap);
+  ASSERT_EQ(from_gap->size(), 1u);
+  EXPECT_EQ((*from_gap)[0].base_offset, 110);
+
+  auto cp = store().get_mirror_checkpoint("src", "orders", 0);
+  ASSERT_TRUE(cp) << cp.message();
+  ASSERT_TRUE(cp->has_value());
+  EXPECT_EQ((*cp)->topic, "m");
+  EXPECT_EQ((*cp)->partition, 0);
+  EXPECT_EQ((*cp)->next_source_offset, 120);
+  EXPECT_GT((*cp)->updated_at_ms, 0);
+
+  // A checkpoint alone moves the high watermark over the source's trailing gap
+  // (e.g. transaction markers), and the next data continues after it.
+  ASSERT_TRUE(
+      store().commit_mirror_object(mobject("mo2", {}, {checkpoint("orders", 0, "m", 0, 125)})));
+  EXPECT_EQ(hwm("m", 0), 125);
+  ASSERT_TRUE(store().commit_mirror_object(mobject("mo3", {mrange("m", 0, 0, 125, 126, {batch(2)})},
+                                                   {checkpoint("orders", 0, "m", 0, 127)})));
+  EXPECT_EQ(hwm("m", 0), 127);
+  // Produced data continues after mirrored data.
+  auto produced = commit_ok(object("po", 10, {range("m", 0, 0, 10, {batch(3)})}));
+  expect_ok(produced[0], 127, 129);
+  auto p0_after = store().get_partition("m", 0);
+  ASSERT_TRUE(p0_after);
+  EXPECT_EQ(p0_after->log_start_offset, 100);
+
+  auto all = store().list_mirror_checkpoints("src");
+  ASSERT_TRUE(all) << all.message();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].source_partition, 0);
+  EXPECT_EQ((*all)[0].next_source_offset, 127);
+  EXPECT_EQ((*all)[1].source_partition, 1);
+  auto none = store().list_mirror_checkpoints("other");
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto missing = store().get_mirror_checkpoint("src", "orders", 7);
+  ASSERT_TRUE(missing);
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_P(conformance, mirror_commit_is_all_or_nothing) {
+  create("m", 1);
+  ASSERT_TRUE(store().commit_mirror_object(
+      mobject("a", {mrange("m", 0, 0, 10, 19, {batch(10)})}, {checkpoint("s", 0, "m", 0, 20)})));
+  // Overlap with what is there: refused, and the good range and checkpoint are not committed.
+  auto overlap = store().commit_mirror_object(
+      mobject("b", {mrange("m", 0, 0, 20, 29, {batch(10)}), mrange("m", 0, 10, 25, 30, {batch(1)})},
+              {checkpoint("s", 0, "m", 0, 31)}));
+  ASSERT_FALSE(overlap);
+  EXPECT_EQ(overlap.code(), errc::conflict) << overlap.message();
+  auto below =
+      store().commit_mirror_object(mobject("c", {mrange("m", 0, 0, 15, 16, {batch(1)})}, {}));
+  ASSERT_FALSE(below);
+  EXPECT_EQ(below.code(), errc::conflict);
+  auto unknown = store().commit_mirror_object(mobject(
+      "d", {mrange("m", 0, 0, 20, 20, {batch(1)}), mrange("nope", 0, 10, 0, 0, {batch(1)})}, {}));
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.code(), errc::not_found);
+  auto unknown_cp = store().commit_mirror_object(
+      mobject("e", {mrange("m", 0, 0, 20, 20, {batch(1)})}, {checkpoint("s", 0, "m", 3, 21)}));
+  ASSERT_FALSE(unknown_cp);
+  EXPECT_EQ(unknown_cp.code(), errc::not_found);
+  EXPECT_EQ(hwm("m", 0), 20);
+  auto cp = store().get_mirror_checkpoint("src", "s", 0);
+  ASSERT_TRUE(cp && cp->has_value());
+  EXPECT_EQ((*cp)->next_source_offset, 20);
+
+  // The refused keys were not registered.
+  ASSERT_TRUE(store().commit_mirror_object(
+      mobject("b", {mrange("m", 0, 0, 20, 29, {batch(10)})}, {checkpoint("s", 0, "m", 0, 30)})));
+  EXPECT_EQ(hwm("m", 0), 30);
+}
+
+TEST_P(conformance, retried_mirror_commit_succeeds_once) {
+  create("m", 1);
+  auto c = mobject("a", {mrange("m", 0, 0, 0, 9, {batch(10)})}, {checkpoint("s", 0, "m", 0, 10)});
+  ASSERT_TRUE(store().commit_mirror_object(c));
+  auto again = store().commit_mirror_object(c);
+  ASSERT_TRUE(again) << again.message();
+  EXPECT_EQ(hwm("m", 0), 10);
+  auto idx = store().read_index("m", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  EXPECT_EQ(idx->size(), 1u);
+  auto different = mobject("a", {mrange("m", 0, 0, 10, 19, {batch(10)})}, {});
+  auto r = store().commit_mirror_object(different);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.code(), errc::conflict);
+}
+
+TEST_P(conformance, mirror_commit_is_fenced_by_its_lease) {
+  create("m", 1);
+  auto a = store().acquire_lease("mirror:src/s-0", "bridge-a", 60000);
+  ASSERT_TRUE(a);
+  auto c1 = mobject("a", {mrange("m", 0, 0, 0, 4, {batch(5)})}, {checkpoint("s", 0, "m", 0, 5)});
+  c1.fence = lease_fence{"mirror:src/s-0", a->epoch};
+  ASSERT_TRUE(store().commit_mirror_object(c1));
+
+  // bridge-b takes over; bridge-a's next write is refused and changes nothing.
+  ASSERT_TRUE(store().release_lease("mirror:src/s-0", "bridge-a", a->epoch));
+  auto b = store().acquire_lease("mirror:src/s-0", "bridge-b", 60000);
+  ASSERT_TRUE(b);
+  ASSERT_EQ(b->owner, "bridge-b");
+  auto zombie =
+      mobject("z", {mrange("m", 0, 0, 5, 9, {batch(5)})}, {checkpoint("s", 0, "m", 0, 10)});
+  zombie.fence = lease_fence{"mirror:src/s-0", a->epoch};
+  auto r = store().commit_mirror_object(zombie);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.code(), errc::fenced) << r.message();
+  EXPECT_EQ(hwm("m", 0), 5);
+  auto unknown_lease = zombie;
+  unknown_lease.fence = lease_fence{"no-such-lease", 1};
+  auto r2 = store().commit_mirror_object(unknown_lease);
+  ASSERT_FALSE(r2);
+  EXPECT_EQ(r2.code(), errc::fenced);
+
+  zombie.fence = lease_fence{"mirror:src/s-0", b->epoch};
+  ASSERT_TRUE(store().commit_mirror_object(zombie));
+  EXPECT_EQ(hwm("m", 0), 10);
+}
+
+TEST_P(conformance, malformed_mirror_commits_are_refused) {
+  create("m", 1);
+  std::vector<mirror_commit> bad = {
+      mobject("k", {mrange("m", 0, 0, 5, 4, {batch(1)})}, {}),    // last < base
+      mobject("k", {mrange("m", 0, 0, -1, 4, {batch(1)})}, {}),   // negative
+      mobject("k", {mrange("m", 0, 0, 0, 2, {batch(4)})}, {}),    // span too short
+      mobject("k", {mrange("m", 0, 995, 0, 0, {batch(1)})}, {}),  // outside the object
+      mobject("k", {}, {checkpoint("s", 0, "m", 0, 1), checkpoint("s", 0, "m", 0, 2)}),
+      mobject("k", {}, {checkpoint("", 0, "m", 0, 1)}),
+      mobject("k", {}, {checkpoint("s", -1, "m", 0, 1)}),
+      mobject("k", {}, {checkpoint("s", 0, "m", 0, -1)}),
+      mobject("", {}, {}),
+  };
+  bad[5].checkpoints[0].source_topic = "";
+  for (size_t i = 0; i < bad.size(); ++i) {
+    auto r = store().commit_mirror_object(bad[i]);
+    ASSERT_FALSE(r) << "case " << i;
+    EXPECT_EQ(r.code(), errc::invalid_argument) << "case " << i << ": " << r.message();
+  }
+}
+
 // ---- leases ------------------------------------------------------------------------------
 
 TEST_P(conformance, lease_lifecycle) {

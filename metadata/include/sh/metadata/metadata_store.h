@@ -124,6 +124,32 @@ struct lease_fence {
   int64_t epoch = 0;
 };
 
+// A range copied from a source Kafka cluster keeps its source offsets.
+struct mirror_range {
+  range_commit range;       // the batches as the source has them (producer fields are ignored)
+  int64_t base_offset = 0;  // source offset of the range's first batch
+  int64_t last_offset = 0;  // source offset of its last batch's last offset; gaps inside allowed
+};
+
+// Where a mirror resumes consuming one source partition.
+struct mirror_checkpoint {
+  std::string mirror_name;  // one mirror configuration (a bridge and its source cluster)
+  std::string source_topic;
+  int32_t source_partition = 0;
+  std::string topic;  // the archive partition it feeds
+  int32_t partition = 0;
+  int64_t next_source_offset = 0;
+  int64_t updated_at_ms = 0;  // set by the store
+};
+
+struct mirror_commit {
+  std::string object_key;
+  uint64_t object_size = 0;
+  std::vector<mirror_range> ranges;
+  std::vector<mirror_checkpoint> checkpoints;
+  std::optional<lease_fence> fence;  // the mirror task's lease, if it runs under one
+};
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
@@ -169,6 +195,25 @@ class metadata_store {
   // most max_entries of them. Errors: not_found (no such topic or partition).
   virtual mresult<std::vector<index_entry>> read_index(const std::string& topic, int32_t partition,
                                                        int64_t from_offset, size_t max_entries) = 0;
+
+  // ---- mirror writes ----
+  // ONE transaction, all or nothing: checks the fence, registers the object, inserts each range at
+  // its own source offsets (a range may start at or after the partition's high watermark, so
+  // offsets absent in the source become gaps; never below it) and advances the high watermark
+  // past it, then stores the checkpoints. A checkpoint also advances its archive partition's high
+  // watermark to at least next_source_offset, so trailing gaps of the source (transaction
+  // markers, compacted records) are gaps here too and synced consumer offsets stay valid.
+  // Committing an already registered object key with the same ranges is a retry and succeeds
+  // without change. Errors: invalid_argument (malformed), not_found (unknown topic or partition),
+  // conflict (a range below the high watermark, or the key registered with other content),
+  // fenced, io_error, busy.
+  virtual mresult<void> commit_mirror_object(const mirror_commit& commit) = 0;
+  virtual mresult<std::optional<mirror_checkpoint>> get_mirror_checkpoint(
+      const std::string& mirror_name, const std::string& source_topic,
+      int32_t source_partition) = 0;
+  // Every checkpoint of one mirror, ordered by (source_topic, source_partition).
+  virtual mresult<std::vector<mirror_checkpoint>> list_mirror_checkpoints(
+      const std::string& mirror_name) = 0;
 
   // ---- leases ----
   // Lease times are the database's clock (PostgreSQL: the server's, so brokers' clocks don't
