@@ -20,6 +20,7 @@ import argparse
 import faulthandler
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -68,6 +69,13 @@ def log(msg):
 _T0 = time.monotonic()
 
 
+def _die_with_parent():
+    """Child-side: SIGKILL this process when the harness dies (even by SIGKILL), so a killed
+    test never leaves a broker behind."""
+    import ctypes
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
 class Broker:
     """One broker process (or the mock cluster) with its own data.dir and log file."""
 
@@ -100,14 +108,14 @@ class Broker:
             args = [self.binary] + [a for t, n in self.topics.items()
                                     for a in ("--topic", f"{t}:{n}")]
             self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=out,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
             line = self.proc.stdout.readline().decode().strip()
             check(line, "mock cluster printed no bootstrap address")
             self.port = int(line.rsplit(":", 1)[1])
         else:
             self.proc = subprocess.Popen([self.binary, "broker", "--config", self.config],
                                          stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         out.close()
         deadline = time.monotonic() + timeout
         while not port_open(self.port):

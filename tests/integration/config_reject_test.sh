@@ -69,7 +69,7 @@ echo "ok: unknown key refused (exit $rc): $(grep -m1 'bogus\.key' "$WORK/bogus.l
 
 # 2. Control: the same file without it starts and stops cleanly.
 write_config "$WORK/good.properties"
-"$BIN" broker --config "$WORK/good.properties" </dev/null >"$WORK/good.log" 2>&1 &
+timeout -s KILL 300 "$BIN" broker --config "$WORK/good.properties" </dev/null >"$WORK/good.log" 2>&1 &
 PID=$!
 for ((i = 0; i < 300; i++)); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break

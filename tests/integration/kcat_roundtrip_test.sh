@@ -118,7 +118,7 @@ start_broker() {
   local l=$WORK/broker-$STARTS.log i
   BROKER_LOGS+=("$l")
   if ((MOCK)); then
-    "$BIN" >"$WORK/mock.out" 2>"$l" &
+    timeout -s KILL 900 "$BIN" >"$WORK/mock.out" 2>"$l" &
     BROKER_PID=$!
     for ((i = 0; i < 100; i++)); do
       BOOTSTRAP=$(head -n 1 "$WORK/mock.out" 2>/dev/null || true)
@@ -128,7 +128,9 @@ start_broker() {
     [[ -n $BOOTSTRAP ]] || fail "mock cluster printed no bootstrap address"
     PORT=${BOOTSTRAP##*:}
   else
-    "$BIN" broker --config "$CONFIG" </dev/null >"$l" 2>&1 &
+    # Under timeout: should this script be killed outright, the broker still ends eventually.
+    # timeout passes our SIGTERM on and exits with the broker's status.
+    timeout -s KILL 900 "$BIN" broker --config "$CONFIG" </dev/null >"$l" 2>&1 &
     BROKER_PID=$!
     BOOTSTRAP=127.0.0.1:$PORT
   fi
