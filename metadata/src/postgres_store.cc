@@ -407,6 +407,36 @@ const statement k_select_checkpoints{
     " JOIN topics t ON t.topic_key = c.topic_key"
     " WHERE c.mirror_name = $1 ORDER BY c.source_topic COLLATE \"C\", c.source_partition"};
 
+const statement k_upsert_group{
+    "sh_upsert_group",
+    "INSERT INTO consumer_groups (group_id, created_at_ms, updated_at_ms) VALUES ($1, $2, $2)"
+    " ON CONFLICT (group_id) DO UPDATE SET updated_at_ms = excluded.updated_at_ms"};
+const statement k_select_partition_keys{
+    "sh_select_partition_keys",
+    "SELECT t.name, p.partition, p.topic_key FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.deleted_at_ms IS NULL AND (t.name, p.partition) IN"
+    "  (SELECT n, q FROM unnest($1::text[], $2::integer[]) AS v(n, q))"};
+const statement k_upsert_group_offsets{
+    "sh_upsert_group_offsets",
+    "INSERT INTO group_offsets (group_id, topic_key, partition, committed_offset, leader_epoch,"
+    " metadata, commit_ts_ms)"
+    " SELECT $1, k, q, o, e, m, ts FROM unnest($2::bigint[], $3::integer[], $4::bigint[],"
+    " $5::integer[], $6::text[], $7::bigint[]) AS v(k, q, o, e, m, ts)"
+    " ON CONFLICT (group_id, topic_key, partition) DO UPDATE SET"
+    " committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,"
+    " metadata = excluded.metadata, commit_ts_ms = excluded.commit_ts_ms"};
+const statement k_select_group_offsets{
+    "sh_select_group_offsets",
+    "SELECT t.name, o.partition, o.committed_offset, o.leader_epoch, o.metadata, o.commit_ts_ms"
+    " FROM group_offsets o JOIN topics t ON t.topic_key = o.topic_key"
+    " WHERE o.group_id = $1 AND t.deleted_at_ms IS NULL"
+    " ORDER BY t.name COLLATE \"C\", o.partition"};
+const statement k_select_groups{
+    "sh_select_groups", "SELECT group_id FROM consumer_groups ORDER BY group_id COLLATE \"C\""};
+const statement k_delete_group{"sh_delete_group",
+                               "DELETE FROM consumer_groups WHERE group_id = $1 RETURNING 1"};
+
 // Lease times come from the server's clock, so brokers' clocks don't matter.
 #define SH_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 const statement k_select_lease{
@@ -875,6 +905,103 @@ class postgres_store final : public metadata_store {
       std::vector<mirror_checkpoint> out;
       for (int i = 0; i < r.rows(); ++i) out.push_back(checkpoint_from_row(r, i));
       return out;
+    });
+  }
+
+  mresult<std::vector<errc>> commit_group_offsets(
+      const std::string& group_id, const std::vector<group_offset>& offsets,
+      const std::optional<lease_fence>& fence) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    std::vector<size_t> stored = last_offset_per_partition(offsets);
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<errc>> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      if (fence) SH_META_CHECK(check_fence(c, *fence));
+      int64_t now = now_ms();
+      SH_META_CHECK(c.query(k_upsert_group, params().add(group_id).add(now)));
+      std::map<std::pair<std::string, int32_t>, int64_t> keys;
+      {
+        std::vector<std::string_view> names;
+        std::vector<int32_t> parts;
+        for (size_t i : stored) {
+          if (!is_valid_topic_name(offsets[i].topic)) continue;
+          names.push_back(offsets[i].topic);
+          parts.push_back(offsets[i].partition);
+        }
+        if (!names.empty()) {
+          SH_META_TRY(r, c.query(k_select_partition_keys,
+                                 params().add(text_array(names)).add(int_array(parts))));
+          for (int i = 0; i < r.rows(); ++i) {
+            keys.emplace(std::pair(r.text(i, 0), static_cast<int32_t>(r.i64(i, 1))), r.i64(i, 2));
+          }
+        }
+      }
+      std::vector<int64_t> k, o, ts;
+      std::vector<int32_t> q, e;
+      std::vector<std::string_view> m;
+      std::map<std::pair<std::string_view, int32_t>, errc> fate;
+      for (size_t i : stored) {
+        const group_offset& g = offsets[i];
+        auto it = keys.find(std::pair(g.topic, g.partition));
+        fate[std::pair<std::string_view, int32_t>(g.topic, g.partition)] =
+            it == keys.end() ? errc::not_found : errc::ok;
+        if (it == keys.end()) continue;
+        k.push_back(it->second);
+        q.push_back(g.partition);
+        o.push_back(g.offset);
+        e.push_back(g.leader_epoch);
+        m.push_back(g.metadata);
+        ts.push_back(g.commit_timestamp_ms > 0 ? g.commit_timestamp_ms : now);
+      }
+      if (!k.empty()) {
+        SH_META_CHECK(c.query(k_upsert_group_offsets, params()
+                                                          .add(group_id)
+                                                          .add(int_array(k))
+                                                          .add(int_array(q))
+                                                          .add(int_array(o))
+                                                          .add(int_array(e))
+                                                          .add(text_array(m))
+                                                          .add(int_array(ts))));
+      }
+      SH_META_CHECK(txn.commit());
+      std::vector<errc> codes;
+      for (const group_offset& g : offsets) {
+        codes.push_back(fate[std::pair<std::string_view, int32_t>(g.topic, g.partition)]);
+      }
+      return codes;
+    });
+  }
+
+  mresult<std::vector<group_offset>> fetch_group_offsets(const std::string& group_id) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<group_offset>> {
+      SH_META_TRY(r, c.query(k_select_group_offsets, params().add(group_id)));
+      std::vector<group_offset> out;
+      for (int i = 0; i < r.rows(); ++i) {
+        out.push_back(group_offset{r.text(i, 0), static_cast<int32_t>(r.i64(i, 1)), r.i64(i, 2),
+                                   static_cast<int32_t>(r.i64(i, 3)), r.text(i, 4), r.i64(i, 5)});
+      }
+      return out;
+    });
+  }
+
+  mresult<std::vector<std::string>> list_groups() override {
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<std::string>> {
+      SH_META_TRY(r, c.query(k_select_groups, params()));
+      std::vector<std::string> out;
+      for (int i = 0; i < r.rows(); ++i) out.push_back(r.text(i, 0));
+      return out;
+    });
+  }
+
+  mresult<void> delete_group(const std::string& group_id,
+                             const std::optional<lease_fence>& fence) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      if (fence) SH_META_CHECK(check_fence(c, *fence));
+      SH_META_TRY(r, c.query(k_delete_group, params().add(group_id)));
+      if (r.rows() == 0) return make_error(errc::not_found, "unknown group '" + group_id + "'");
+      return txn.commit();
     });
   }
 

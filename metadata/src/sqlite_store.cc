@@ -290,6 +290,22 @@ constexpr const char* k_select_checkpoints =
     " JOIN topics t ON t.topic_key = c.topic_key"
     " WHERE c.mirror_name = ?1 ORDER BY c.source_topic, c.source_partition";
 
+constexpr const char* k_upsert_group =
+    "INSERT INTO consumer_groups (group_id, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?2)"
+    " ON CONFLICT (group_id) DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
+constexpr const char* k_upsert_group_offset =
+    "INSERT INTO group_offsets (group_id, topic_key, partition, committed_offset, leader_epoch,"
+    " metadata, commit_ts_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+    " ON CONFLICT (group_id, topic_key, partition) DO UPDATE SET"
+    " committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,"
+    " metadata = excluded.metadata, commit_ts_ms = excluded.commit_ts_ms";
+constexpr const char* k_select_group_offsets =
+    "SELECT t.name, o.partition, o.committed_offset, o.leader_epoch, o.metadata, o.commit_ts_ms"
+    " FROM group_offsets o JOIN topics t ON t.topic_key = o.topic_key"
+    " WHERE o.group_id = ?1 AND t.deleted_at_ms IS NULL ORDER BY t.name, o.partition";
+constexpr const char* k_select_groups = "SELECT group_id FROM consumer_groups ORDER BY group_id";
+constexpr const char* k_delete_group = "DELETE FROM consumer_groups WHERE group_id = ?1";
+
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
 constexpr const char* k_insert_object =
@@ -678,6 +694,91 @@ class sqlite_store final : public metadata_store {
       }
       return out;
     });
+  }
+
+  mresult<std::vector<errc>> commit_group_offsets(
+      const std::string& group_id, const std::vector<group_offset>& offsets,
+      const std::optional<lease_fence>& fence) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    if (fence) SH_META_CHECK(check_fence(c, *fence));
+    int64_t now = now_ms();
+    {
+      SH_META_TRY(q, c.prepare(k_upsert_group));
+      SH_META_CHECK(q.bind(1, group_id).bind(2, now).run());
+    }
+    std::map<std::pair<std::string_view, int32_t>, errc> fate;
+    for (size_t i : last_offset_per_partition(offsets)) {
+      const group_offset& o = offsets[i];
+      auto& code = fate[std::pair<std::string_view, int32_t>(o.topic, o.partition)];
+      SH_META_TRY(key, topic_key_of(c, o.topic));
+      auto exists = partition_offsets_of(c, key, o.topic, o.partition);
+      if (!exists) {
+        if (exists.code() != errc::not_found) return exists.error();
+        code = errc::not_found;
+        continue;
+      }
+      code = errc::ok;
+      SH_META_TRY(q, c.prepare(k_upsert_group_offset));
+      q.bind(1, group_id).bind(2, key).bind(3, o.partition).bind(4, o.offset);
+      q.bind(5, o.leader_epoch).bind(6, o.metadata);
+      SH_META_CHECK(q.bind(7, o.commit_timestamp_ms > 0 ? o.commit_timestamp_ms : now).run());
+    }
+    SH_META_CHECK(txn.commit());
+    // Earlier entries for a partition share the fate of the last one, which was stored.
+    std::vector<errc> codes;
+    for (const group_offset& o : offsets) {
+      codes.push_back(fate[std::pair<std::string_view, int32_t>(o.topic, o.partition)]);
+    }
+    return codes;
+  }
+
+  mresult<std::vector<group_offset>> fetch_group_offsets(const std::string& group_id) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    return with_reader([&](connection& c) -> mresult<std::vector<group_offset>> {
+      SH_META_TRY(q, c.prepare(k_select_group_offsets));
+      q.bind(1, group_id);
+      std::vector<group_offset> out;
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        out.push_back(group_offset{q.text(0), static_cast<int32_t>(q.i64(1)), q.i64(2),
+                                   static_cast<int32_t>(q.i64(3)), q.text(4), q.i64(5)});
+      }
+      return out;
+    });
+  }
+
+  mresult<std::vector<std::string>> list_groups() override {
+    return with_reader([&](connection& c) -> mresult<std::vector<std::string>> {
+      SH_META_TRY(q, c.prepare(k_select_groups));
+      std::vector<std::string> out;
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        out.push_back(q.text(0));
+      }
+      return out;
+    });
+  }
+
+  mresult<void> delete_group(const std::string& group_id,
+                             const std::optional<lease_fence>& fence) override {
+    SH_META_CHECK(validate_group_id(group_id));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    if (fence) SH_META_CHECK(check_fence(c, *fence));
+    {
+      SH_META_TRY(q, c.prepare(k_delete_group));
+      SH_META_CHECK(q.bind(1, group_id).run());
+    }
+    if (sqlite3_changes(c.db()) == 0) {
+      return make_error(errc::not_found, "unknown group '" + group_id + "'");
+    }
+    return txn.commit();
   }
 
   mresult<lease> acquire_lease(const std::string& name, const std::string& owner,

@@ -141,6 +141,26 @@ mresult<void> validate_mirror_commit(const mirror_commit& commit) {
   return {};
 }
 
+mresult<void> validate_group_id(const std::string& group_id) {
+  if (!valid_name(group_id)) {
+    return make_error(
+        errc::invalid_argument,
+        "group ids need 1.." + std::to_string(max_name_length) + " characters without NUL");
+  }
+  return {};
+}
+
+std::vector<size_t> last_offset_per_partition(const std::vector<group_offset>& offsets) {
+  std::map<std::pair<std::string_view, int32_t>, size_t> last;
+  for (size_t i = 0; i < offsets.size(); ++i) {
+    last[std::pair<std::string_view, int32_t>(offsets[i].topic, offsets[i].partition)] = i;
+  }
+  std::vector<size_t> out;
+  for (const auto& [key, i] : last) out.push_back(i);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
                                   int64_t ttl_ms) {
   for (const std::string* s : {&name, &owner}) {

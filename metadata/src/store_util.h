@@ -43,6 +43,11 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
 mresult<void> validate_commit(const object_commit& commit);
 mresult<void> validate_mirror_commit(const mirror_commit& commit);
 
+mresult<void> validate_group_id(const std::string& group_id);
+
+// Indexes of `offsets` to store: the last entry of each (topic, partition).
+std::vector<size_t> last_offset_per_partition(const std::vector<group_offset>& offsets);
+
 mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
                                   int64_t ttl_ms);
 

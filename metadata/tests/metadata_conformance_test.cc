@@ -701,6 +701,121 @@ TEST_P(conformance, malformed_mirror_commits_are_refused) {
   }
 }
 
+// ---- consumer groups -------------------------------------------------------------------------
+
+group_offset goffset(std::string topic, int32_t partition, int64_t offset,
+                     std::string metadata = {}, int32_t leader_epoch = -1) {
+  group_offset g;
+  g.topic = std::move(topic);
+  g.partition = partition;
+  g.offset = offset;
+  g.metadata = std::move(metadata);
+  g.leader_epoch = leader_epoch;
+  return g;
+}
+
+TEST_P(conformance, group_offsets_round_trip) {
+  create("a", 2);
+  create("b", 1);
+  auto empty = store().fetch_group_offsets("g1");
+  ASSERT_TRUE(empty) << empty.message();
+  EXPECT_TRUE(empty->empty());
+
+  auto codes =
+      store().commit_group_offsets("g1",
+                                   {goffset("b", 0, 7), goffset("a", 1, 42, "meta", 3),
+                                    goffset("a", 0, 10), goffset("nope", 0, 1), goffset("a", 5, 1)},
+                                   std::nullopt);
+  ASSERT_TRUE(codes) << codes.message();
+  EXPECT_EQ(*codes,
+            (std::vector<errc>{errc::ok, errc::ok, errc::ok, errc::not_found, errc::not_found}));
+  auto got = store().fetch_group_offsets("g1");
+  ASSERT_TRUE(got) << got.message();
+  ASSERT_EQ(got->size(), 3u);
+  EXPECT_EQ((*got)[0].topic, "a");
+  EXPECT_EQ((*got)[0].partition, 0);
+  EXPECT_EQ((*got)[0].offset, 10);
+  EXPECT_EQ((*got)[1].partition, 1);
+  EXPECT_EQ((*got)[1].offset, 42);
+  EXPECT_EQ((*got)[1].metadata, "meta");
+  EXPECT_EQ((*got)[1].leader_epoch, 3);
+  EXPECT_GT((*got)[1].commit_timestamp_ms, 0);
+  EXPECT_EQ((*got)[2].topic, "b");
+  EXPECT_EQ((*got)[2].offset, 7);
+
+  // Overwrite; the last entry for a partition wins; an explicit commit time is kept.
+  auto again = goffset("a", 0, 12);
+  again.commit_timestamp_ms = 1234;
+  auto codes2 = store().commit_group_offsets("g1", {goffset("a", 0, 11), again}, std::nullopt);
+  ASSERT_TRUE(codes2);
+  EXPECT_EQ(*codes2, (std::vector<errc>{errc::ok, errc::ok}));
+  got = store().fetch_group_offsets("g1");
+  ASSERT_TRUE(got);
+  EXPECT_EQ((*got)[0].offset, 12);
+  EXPECT_EQ((*got)[0].commit_timestamp_ms, 1234);
+
+  // Groups are independent, listed, and deletable.
+  ASSERT_TRUE(store().commit_group_offsets("g0", {goffset("b", 0, 1)}, std::nullopt));
+  auto groups = store().list_groups();
+  ASSERT_TRUE(groups);
+  EXPECT_EQ(*groups, (std::vector<std::string>{"g0", "g1"}));
+  ASSERT_TRUE(store().delete_group("g1", std::nullopt));
+  got = store().fetch_group_offsets("g1");
+  ASSERT_TRUE(got);
+  EXPECT_TRUE(got->empty());
+  auto gone = store().delete_group("g1", std::nullopt);
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.code(), errc::not_found);
+  groups = store().list_groups();
+  ASSERT_TRUE(groups);
+  EXPECT_EQ(*groups, (std::vector<std::string>{"g0"}));
+  auto g0 = store().fetch_group_offsets("g0");
+  ASSERT_TRUE(g0);
+  ASSERT_EQ(g0->size(), 1u);
+
+  // State survives a reopen.
+  reopen();
+  g0 = store().fetch_group_offsets("g0");
+  ASSERT_TRUE(g0);
+  ASSERT_EQ(g0->size(), 1u);
+  EXPECT_EQ((*g0)[0].offset, 1);
+}
+
+TEST_P(conformance, group_commits_are_fenced_by_the_coordinator_lease) {
+  create("a", 1);
+  auto a = store().acquire_lease("group:g", "broker-a", 60000);
+  ASSERT_TRUE(a);
+  lease_fence fence_a{"group:g", a->epoch};
+  ASSERT_TRUE(store().commit_group_offsets("g", {goffset("a", 0, 5)}, fence_a));
+  ASSERT_TRUE(store().release_lease("group:g", "broker-a", a->epoch));
+  auto b = store().acquire_lease("group:g", "broker-b", 60000);
+  ASSERT_TRUE(b);
+  auto stale = store().commit_group_offsets("g", {goffset("a", 0, 9)}, fence_a);
+  ASSERT_FALSE(stale);
+  EXPECT_EQ(stale.code(), errc::fenced);
+  auto stale_delete = store().delete_group("g", fence_a);
+  ASSERT_FALSE(stale_delete);
+  EXPECT_EQ(stale_delete.code(), errc::fenced);
+  auto got = store().fetch_group_offsets("g");
+  ASSERT_TRUE(got);
+  ASSERT_EQ(got->size(), 1u);
+  EXPECT_EQ((*got)[0].offset, 5);
+  ASSERT_TRUE(
+      store().commit_group_offsets("g", {goffset("a", 0, 9)}, lease_fence{"group:g", b->epoch}));
+}
+
+TEST_P(conformance, group_ids_are_validated) {
+  for (const std::string& bad :
+       {std::string(), std::string(max_name_length + 1, 'g'), std::string("a\0b", 3)}) {
+    auto r = store().commit_group_offsets(bad, {}, std::nullopt);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+    auto f = store().fetch_group_offsets(bad);
+    ASSERT_FALSE(f);
+    EXPECT_EQ(f.code(), errc::invalid_argument);
+  }
+}
+
 // ---- leases ------------------------------------------------------------------------------
 
 TEST_P(conformance, lease_lifecycle) {

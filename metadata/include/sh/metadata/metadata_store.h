@@ -150,6 +150,16 @@ struct mirror_commit {
   std::optional<lease_fence> fence;  // the mirror task's lease, if it runs under one
 };
 
+// A consumer group's committed position in one partition (OffsetCommit / OffsetFetch).
+struct group_offset {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t offset = 0;
+  int32_t leader_epoch = -1;
+  std::string metadata;
+  int64_t commit_timestamp_ms = 0;  // <= 0 on commit: the store's clock
+};
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
@@ -214,6 +224,25 @@ class metadata_store {
   // Every checkpoint of one mirror, ordered by (source_topic, source_partition).
   virtual mresult<std::vector<mirror_checkpoint>> list_mirror_checkpoints(
       const std::string& mirror_name) = 0;
+
+  // ---- consumer groups ----
+  // Group ids: 1..1024 characters without NUL.
+
+  // Stores the offsets in one transaction (registering the group if new); a later entry for the
+  // same partition wins. The result has one code per entry: ok, or not_found for an unknown topic
+  // or partition (that entry is skipped). `fence`: the coordinator's lease for the group.
+  // Errors: invalid_argument, fenced, io_error, busy.
+  virtual mresult<std::vector<errc>> commit_group_offsets(
+      const std::string& group_id, const std::vector<group_offset>& offsets,
+      const std::optional<lease_fence>& fence) = 0;
+  // The group's committed offsets of live topics, ordered by (topic, partition); empty for an
+  // unknown group.
+  virtual mresult<std::vector<group_offset>> fetch_group_offsets(const std::string& group_id) = 0;
+  // Groups with stored state, ordered by id.
+  virtual mresult<std::vector<std::string>> list_groups() = 0;
+  // Removes the group and its offsets. Errors: not_found, fenced.
+  virtual mresult<void> delete_group(const std::string& group_id,
+                                     const std::optional<lease_fence>& fence) = 0;
 
   // ---- leases ----
   // Lease times are the database's clock (PostgreSQL: the server's, so brokers' clocks don't
