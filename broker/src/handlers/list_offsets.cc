@@ -4,6 +4,7 @@
 #include "handlers.h"
 #include "sh/kafka/messages/list_offsets_request.h"
 #include "sh/kafka/messages/list_offsets_response.h"
+#include "sh/kafka/record_batch.h"
 
 namespace sh::broker {
 namespace {
@@ -17,15 +18,33 @@ struct offset_answer {
   int64_t timestamp = -1;
 };
 
-int64_t load_be64(const uint8_t* p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | p[i];
-  return static_cast<int64_t>(v);
+// The first record at or after `from` whose timestamp is >= target in one batch, or nullopt.
+// LogAppendTime batches stamp every record with the batch's max timestamp. Compressed batches
+// (until the record iterator decompresses) answer at batch precision: base offset, max timestamp.
+std::optional<offset_answer> first_record_at_or_after(std::span<const uint8_t> batch_bytes,
+                                                      int64_t base, int64_t from, int64_t target) {
+  auto header = kafka::parse_batch_header(batch_bytes);
+  if (!header || header->max_timestamp < target) return std::nullopt;
+  if (header->attributes & 0x08) {  // LogAppendTime
+    return offset_answer{kafka::error_code::none, std::max(base, from), header->max_timestamp};
+  }
+  kafka::batch_view view{*header, batch_bytes};
+  std::optional<offset_answer> found;
+  auto walked = kafka::for_each_record(view, [&](const kafka::record_view& rec) {
+    const int64_t offset = base + rec.offset_delta;
+    const int64_t ts = header->base_timestamp + rec.timestamp_delta;
+    if (offset >= from && ts >= target) {
+      found = offset_answer{kafka::error_code::none, offset, ts};
+      return false;
+    }
+    return true;
+  });
+  if (!walked) return offset_answer{kafka::error_code::none, base, header->max_timestamp};
+  return found;
 }
 
-// Kafka semantics: the first offset whose timestamp is >= target. Batches are located by their
-// max timestamp; the answer is the first such batch's base offset (record-level precision inside
-// a batch comes with the record iterator).
+// Kafka semantics: the first offset (in offset order) whose timestamp is >= target. Index
+// entries and batches are skipped by their max timestamp; records are checked one by one.
 offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, int32_t partition,
                                 const metadata::partition_state& state, int64_t target) {
   offset_answer out;
@@ -44,19 +63,14 @@ offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, i
           out.error = kafka::error_code::kafka_storage_error;
           return out;
         }
-        bool found = false;
+        std::optional<offset_answer> found;
         for_each_batch_in_range(*bytes, e.base_offset,
-                                [&](std::span<uint8_t> batch, int64_t base, int64_t) {
-                                  const int64_t max_ts = load_be64(batch.data() + 35);
-                                  if (base >= offset && max_ts >= target) {
-                                    out.offset = base;
-                                    out.timestamp = max_ts;
-                                    found = true;
-                                    return false;
-                                  }
-                                  return true;
+                                [&](std::span<uint8_t> batch, int64_t base, int64_t last) {
+                                  if (last < offset) return true;
+                                  found = first_record_at_or_after(batch, base, offset, target);
+                                  return !found.has_value();
                                 });
-        if (found) return out;
+        if (found) return *found;
       }
       offset = e.last_offset + 1;
     }
