@@ -407,6 +407,18 @@ const statement k_select_checkpoints{
     " JOIN topics t ON t.topic_key = c.topic_key"
     " WHERE c.mirror_name = $1 ORDER BY c.source_topic COLLATE \"C\", c.source_partition"};
 
+const statement k_next_producer_id{
+    "sh_next_producer_id",
+    "UPDATE id_counters SET value = value + 1 WHERE name = 'producer_id' RETURNING value - 1"};
+const statement k_select_transactional_producer{
+    "sh_select_transactional_producer",
+    "SELECT producer_id, producer_epoch FROM producers WHERE transactional_id = $1 FOR UPDATE"};
+const statement k_upsert_transactional_producer{
+    "sh_upsert_transactional_producer",
+    "INSERT INTO producers (producer_id, producer_epoch, transactional_id, created_at_ms,"
+    " updated_at_ms) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (transactional_id) DO UPDATE SET"
+    " producer_id = excluded.producer_id, producer_epoch = excluded.producer_epoch,"
+    " updated_at_ms = excluded.updated_at_ms"};
 const statement k_upsert_group{
     "sh_upsert_group",
     "INSERT INTO consumer_groups (group_id, created_at_ms, updated_at_ms) VALUES ($1, $2, $2)"
@@ -905,6 +917,36 @@ class postgres_store final : public metadata_store {
       std::vector<mirror_checkpoint> out;
       for (int i = 0; i < r.rows(); ++i) out.push_back(checkpoint_from_row(r, i));
       return out;
+    });
+  }
+
+  mresult<producer_identity> init_producer_id(const std::string& transactional_id) override {
+    SH_META_CHECK(validate_transactional_id(transactional_id));
+    return with_conn([&](pg_conn& c) -> mresult<producer_identity> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      producer_identity id;
+      if (!transactional_id.empty()) {
+        SH_META_TRY(r, c.query(k_select_transactional_producer, params().add(transactional_id)));
+        if (r.rows() > 0 && r.i64(0, 1) < std::numeric_limits<int16_t>::max() - 1) {
+          id = producer_identity{r.i64(0, 0), static_cast<int16_t>(r.i64(0, 1) + 1)};
+        }
+      }
+      if (id.producer_id < 0) {
+        SH_META_TRY(r, c.query(k_next_producer_id, params()));
+        if (r.rows() == 0) return make_error(errc::io_error, "postgresql: no producer id counter");
+        id = producer_identity{r.i64(0, 0), 0};
+      }
+      if (!transactional_id.empty()) {
+        // Two brokers initializing one new transactional id at once both get fresh ids and the
+        // later write wins; the transaction coordinator's lease is what rules that out.
+        SH_META_CHECK(c.query(k_upsert_transactional_producer, params()
+                                                                   .add(id.producer_id)
+                                                                   .add(id.producer_epoch)
+                                                                   .add(transactional_id)
+                                                                   .add(now_ms())));
+      }
+      SH_META_CHECK(txn.commit());
+      return id;
     });
   }
 

@@ -290,6 +290,15 @@ constexpr const char* k_select_checkpoints =
     " JOIN topics t ON t.topic_key = c.topic_key"
     " WHERE c.mirror_name = ?1 ORDER BY c.source_topic, c.source_partition";
 
+constexpr const char* k_next_producer_id =
+    "UPDATE id_counters SET value = value + 1 WHERE name = 'producer_id' RETURNING value - 1";
+constexpr const char* k_select_transactional_producer =
+    "SELECT producer_id, producer_epoch FROM producers WHERE transactional_id = ?1";
+constexpr const char* k_upsert_transactional_producer =
+    "INSERT INTO producers (producer_id, producer_epoch, transactional_id, created_at_ms,"
+    " updated_at_ms) VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (transactional_id) DO UPDATE SET"
+    " producer_id = excluded.producer_id, producer_epoch = excluded.producer_epoch,"
+    " updated_at_ms = excluded.updated_at_ms";
 constexpr const char* k_upsert_group =
     "INSERT INTO consumer_groups (group_id, created_at_ms, updated_at_ms) VALUES (?1, ?2, ?2)"
     " ON CONFLICT (group_id) DO UPDATE SET updated_at_ms = excluded.updated_at_ms";
@@ -694,6 +703,34 @@ class sqlite_store final : public metadata_store {
       }
       return out;
     });
+  }
+
+  mresult<producer_identity> init_producer_id(const std::string& transactional_id) override {
+    SH_META_CHECK(validate_transactional_id(transactional_id));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    producer_identity id;
+    if (!transactional_id.empty()) {
+      SH_META_TRY(q, c.prepare(k_select_transactional_producer));
+      SH_META_TRY(row, q.bind(1, transactional_id).step());
+      if (row && q.i64(1) < std::numeric_limits<int16_t>::max() - 1) {
+        id = producer_identity{q.i64(0), static_cast<int16_t>(q.i64(1) + 1)};
+      }
+    }
+    if (id.producer_id < 0) {
+      SH_META_TRY(q, c.prepare(k_next_producer_id));
+      SH_META_TRY(row, q.step());
+      if (!row) return make_error(errc::io_error, "sqlite: producer id counter is missing");
+      id = producer_identity{q.i64(0), 0};
+    }
+    if (!transactional_id.empty()) {
+      SH_META_TRY(q, c.prepare(k_upsert_transactional_producer));
+      q.bind(1, id.producer_id).bind(2, id.producer_epoch).bind(3, transactional_id);
+      SH_META_CHECK(q.bind(4, now_ms()).run());
+    }
+    SH_META_CHECK(txn.commit());
+    return id;
   }
 
   mresult<std::vector<errc>> commit_group_offsets(

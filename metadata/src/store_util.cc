@@ -141,6 +141,15 @@ mresult<void> validate_mirror_commit(const mirror_commit& commit) {
   return {};
 }
 
+mresult<void> validate_transactional_id(const std::string& transactional_id) {
+  if (!transactional_id.empty() && !valid_name(transactional_id)) {
+    return make_error(errc::invalid_argument, "transactional ids need at most " +
+                                                  std::to_string(max_name_length) +
+                                                  " characters without NUL");
+  }
+  return {};
+}
+
 mresult<void> validate_group_id(const std::string& group_id) {
   if (!valid_name(group_id)) {
     return make_error(

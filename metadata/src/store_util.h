@@ -43,6 +43,9 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
 mresult<void> validate_commit(const object_commit& commit);
 mresult<void> validate_mirror_commit(const mirror_commit& commit);
 
+// Empty means "no transactional id".
+mresult<void> validate_transactional_id(const std::string& transactional_id);
+
 mresult<void> validate_group_id(const std::string& group_id);
 
 // Indexes of `offsets` to store: the last entry of each (topic, partition).

@@ -701,6 +701,77 @@ TEST_P(conformance, malformed_mirror_commits_are_refused) {
   }
 }
 
+// ---- producer ids ----------------------------------------------------------------------------
+
+TEST_P(conformance, producer_ids_are_unique) {
+  auto a = store().init_producer_id("");
+  auto b = store().init_producer_id("");
+  ASSERT_TRUE(a) << a.message();
+  ASSERT_TRUE(b) << b.message();
+  EXPECT_GE(a->producer_id, 0);
+  EXPECT_NE(a->producer_id, b->producer_id);
+  EXPECT_EQ(a->producer_epoch, 0);
+  EXPECT_EQ(b->producer_epoch, 0);
+
+  constexpr int k_threads = 4;
+  constexpr int k_each = 25;
+  std::vector<std::vector<int64_t>> ids(k_threads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < k_threads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < k_each; ++i) {
+        auto r = store().init_producer_id("");
+        if (r) ids[t].push_back(r->producer_id);
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  std::set<int64_t> all{a->producer_id, b->producer_id};
+  for (const auto& v : ids) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), size_t{k_threads * k_each + 2});
+
+  // Never reused after a reopen.
+  reopen();
+  auto c = store().init_producer_id("");
+  ASSERT_TRUE(c);
+  EXPECT_FALSE(all.contains(c->producer_id));
+}
+
+TEST_P(conformance, transactional_ids_keep_their_producer_id_and_bump_the_epoch) {
+  auto first = store().init_producer_id("tx-1");
+  ASSERT_TRUE(first) << first.message();
+  EXPECT_EQ(first->producer_epoch, 0);
+  auto second = store().init_producer_id("tx-1");
+  ASSERT_TRUE(second);
+  EXPECT_EQ(second->producer_id, first->producer_id);
+  EXPECT_EQ(second->producer_epoch, 1);
+  auto other = store().init_producer_id("tx-2");
+  ASSERT_TRUE(other);
+  EXPECT_NE(other->producer_id, first->producer_id);
+  EXPECT_EQ(other->producer_epoch, 0);
+  auto plain = store().init_producer_id("");
+  ASSERT_TRUE(plain);
+  EXPECT_NE(plain->producer_id, first->producer_id);
+  EXPECT_NE(plain->producer_id, other->producer_id);
+
+  // At the top of the epoch range a new producer id starts over at epoch 0.
+  ASSERT_EQ(_harness->exec_sql("UPDATE producers SET producer_epoch = 32766"
+                               " WHERE transactional_id = 'tx-1'"),
+            "");
+  auto renewed = store().init_producer_id("tx-1");
+  ASSERT_TRUE(renewed);
+  EXPECT_NE(renewed->producer_id, first->producer_id);
+  EXPECT_EQ(renewed->producer_epoch, 0);
+  auto after = store().init_producer_id("tx-1");
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->producer_id, renewed->producer_id);
+  EXPECT_EQ(after->producer_epoch, 1);
+
+  auto bad = store().init_producer_id(std::string("a\0b", 3));
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.code(), errc::invalid_argument);
+}
+
 // ---- consumer groups -------------------------------------------------------------------------
 
 group_offset goffset(std::string topic, int32_t partition, int64_t offset,

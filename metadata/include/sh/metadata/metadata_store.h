@@ -160,6 +160,11 @@ struct group_offset {
   int64_t commit_timestamp_ms = 0;  // <= 0 on commit: the store's clock
 };
 
+struct producer_identity {
+  int64_t producer_id = -1;
+  int16_t producer_epoch = -1;
+};
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
@@ -224,6 +229,13 @@ class metadata_store {
   // Every checkpoint of one mirror, ordered by (source_topic, source_partition).
   virtual mresult<std::vector<mirror_checkpoint>> list_mirror_checkpoints(
       const std::string& mirror_name) = 0;
+
+  // ---- producers ----
+  // InitProducerId. Without a transactional id: a new producer id (unique across brokers) with
+  // epoch 0. With one: the id registered for it with the epoch bumped (fencing the previous
+  // incarnation), or a new id at epoch 0 for a new transactional id or when the epoch would reach
+  // INT16_MAX. Errors: invalid_argument (transactional id over 1024 characters or with NUL).
+  virtual mresult<producer_identity> init_producer_id(const std::string& transactional_id) = 0;
 
   // ---- consumer groups ----
   // Group ids: 1..1024 characters without NUL.
