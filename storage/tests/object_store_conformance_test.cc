@@ -1,6 +1,6 @@
-// Behaviour every object_store must share, run against each implementation: the local directory
-// store always, S3 when S3_ENDPOINT is set (tests/services/test-services.sh starts a real Swift
-// s3api server and exports it); otherwise the S3 instances skip with a message.
+// Behaviour every object_store must share, run against each implementation: the memory and local
+// directory stores always, S3 when S3_ENDPOINT is set (tests/services/test-services.sh starts a
+// real Swift s3api server and exports it); otherwise the S3 instances skip with a message.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -24,6 +24,10 @@ class conformance : public ::testing::TestWithParam<std::string> {
  protected:
   void SetUp() override {
     const std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    if (GetParam() == "memory") {
+      _store = open_memory_store();
+      return;
+    }
     if (GetParam() == "local") {
       _dir.emplace();
       auto s = open_local_store(_dir->path());
@@ -42,7 +46,7 @@ class conformance : public ::testing::TestWithParam<std::string> {
     _store = std::move(*s);
   }
   void TearDown() override {
-    if (!_store || GetParam() == "local") return;
+    if (!_store || GetParam() != "s3") return;
     auto all = _store->list("");
     if (!all) return;
     std::vector<std::string> keys;
@@ -243,7 +247,7 @@ TEST_P(conformance, ingest_object_round_trip) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(stores, conformance, ::testing::Values("local", "s3"),
+INSTANTIATE_TEST_SUITE_P(stores, conformance, ::testing::Values("memory", "local", "s3"),
                          [](const auto& info) { return info.param; });
 
 }  // namespace

@@ -107,6 +107,9 @@ sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::p
 sresult<std::unique_ptr<object_store>> open_s3_store(const std::string& bucket,
                                                      const std::string& prefix,
                                                      const s3_options& options);
+// A store in memory, not durable: for fast unit tests of the modules above storage. Passes the
+// same conformance suite as the real stores (where durability is not the point).
+std::unique_ptr<object_store> open_memory_store();
 // Creates a bucket (ok if it exists and is ours). For tests and first-time setup tooling.
 sresult<void> s3_create_bucket(const std::string& bucket, const s3_options& options);
 
