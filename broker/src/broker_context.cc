@@ -2,7 +2,35 @@
 
 #include <spdlog/spdlog.h>
 
+#include "groups/group_coordinator.h"
+
 namespace sh::broker {
+
+broker_context::broker_context(broker_config c, std::shared_ptr<storage::object_store> s,
+                               std::shared_ptr<metadata::metadata_store> m)
+    : cfg(std::move(c)),
+      store(std::move(s)),
+      meta(std::move(m)),
+      blocking(static_cast<size_t>(cfg.num_blocking_threads)),
+      topics(meta) {}
+
+broker_context::~broker_context() = default;
+
+broker_endpoint broker_context::self() const {
+  broker_endpoint b;
+  b.node_id = cfg.node_id;
+  const auto& l = cfg.advertised_listeners.front();
+  b.host = l.host;
+  b.port = l.port;
+  return b;
+}
+
+std::vector<broker_endpoint> broker_context::live_brokers() const { return {self()}; }
+
+std::optional<broker_endpoint> broker_context::broker_for_owner(const std::string& owner) const {
+  if (owner == instance_id) return self();
+  return std::nullopt;
+}
 
 void commit_signal::add(const std::shared_ptr<asio::steady_timer>& timer) {
   std::lock_guard lk(_mu);

@@ -54,6 +54,15 @@ class topic_registry {
   std::unordered_map<std::string, metadata::topic_info> _cache;
 };
 
+class group_coordinator;
+
+// A broker as clients see it (Metadata, FindCoordinator).
+struct broker_endpoint {
+  int32_t node_id = 0;
+  std::string host;
+  int32_t port = 0;
+};
+
 struct broker_context {
   broker_config cfg;
   std::shared_ptr<storage::object_store> store;
@@ -62,14 +71,19 @@ struct broker_context {
   std::unique_ptr<ingest_writer> writer;
   topic_registry topics;
   commit_signal commits;
+  // This process's identity as a lease owner and ingest writer (unique per start).
+  std::string instance_id;
+  std::unique_ptr<group_coordinator> groups;
+
+  // Brokers clients may connect to. Today: this one; with shared PostgreSQL: every live broker.
+  std::vector<broker_endpoint> live_brokers() const;
+  // The broker that runs as lease owner `owner`, if it is live.
+  std::optional<broker_endpoint> broker_for_owner(const std::string& owner) const;
+  broker_endpoint self() const;
 
   broker_context(broker_config c, std::shared_ptr<storage::object_store> s,
-                 std::shared_ptr<metadata::metadata_store> m)
-      : cfg(std::move(c)),
-        store(std::move(s)),
-        meta(std::move(m)),
-        blocking(static_cast<size_t>(cfg.num_blocking_threads)),
-        topics(meta) {}
+                 std::shared_ptr<metadata::metadata_store> m);
+  ~broker_context();
 };
 
 // Looks a topic up (cache first, then the store on the blocking pool), creating it when

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "broker_context.h"
+#include "groups/group_coordinator.h"
 #include "handlers/handlers.h"
 #include "sh/broker/broker.h"
 #include "sh/kafka/messages/api_keys.h"
@@ -265,10 +266,13 @@ int run_broker(const broker_config& cfg) {
   }
   broker_context ctx(cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
                      std::shared_ptr<metadata::metadata_store>(std::move(*meta)));
+  ctx.instance_id = make_writer_id(cfg.node_id);
   ctx.writer = std::make_unique<ingest_writer>(
-      ctx.store, ctx.meta, make_writer_id(cfg.node_id), cfg.ingest_flush_bytes,
+      ctx.store, ctx.meta, ctx.instance_id, cfg.ingest_flush_bytes,
       std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx] { ctx.commits.notify(); });
   ctx.writer->start();
+  ctx.groups = std::make_unique<group_coordinator>(ctx);
+  ctx.groups->start();
 
   asio::io_context io(cfg.num_io_threads);
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -326,6 +330,7 @@ int run_broker(const broker_config& cfg) {
   for (auto& t : threads) t.join();
   if (stopper.joinable()) stopper.join();
   ctx.writer->stop();
+  ctx.groups->stop();
   ctx.blocking.join();
   spdlog::info("broker stopped");
   return 0;

@@ -1,5 +1,7 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "handlers.h"
 #include "sh/kafka/messages/api_keys.h"
 
@@ -8,14 +10,21 @@ namespace sh::broker {
 // The one place each API's served version range is declared. Ranges are what the handler
 // implements end to end, not what the codec can parse.
 const std::vector<api_handler>& handler_table() {
-  static const std::vector<api_handler> table = {
-      {0, 3, 9, &handle_produce},         // v3+: magic-2 batches only (legacy sets: later)
-      {1, 4, 12, &handle_fetch},          // v4+: magic-2; v13+ (topic ids) not yet
-      {2, 0, 6, &handle_list_offsets},    // v7 (max timestamp): later
-      {3, 0, 12, &handle_metadata},       //
-      {18, 0, 3, &handle_api_versions},   //
-      {19, 0, 7, &handle_create_topics},  //
-  };
+  static const std::vector<api_handler> table = [] {
+    std::vector<api_handler> t = {
+        {0, 3, 9, &handle_produce},         // v3+: magic-2 batches only (legacy sets: later)
+        {1, 4, 12, &handle_fetch},          // v4+: magic-2; v13+ (topic ids) not yet
+        {2, 0, 6, &handle_list_offsets},    // v7 (max timestamp): later
+        {3, 0, 12, &handle_metadata},       //
+        {18, 0, 3, &handle_api_versions},   //
+        {19, 0, 7, &handle_create_topics},  //
+    };
+    for (auto extra : {group_handlers(), admin_handlers()})
+      t.insert(t.end(), extra.begin(), extra.end());
+    std::sort(t.begin(), t.end(),
+              [](const auto& a, const auto& b) { return a.api_key < b.api_key; });
+    return t;
+  }();
   return table;
 }
 

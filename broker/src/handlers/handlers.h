@@ -54,6 +54,10 @@ struct api_handler {
 };
 
 const std::vector<api_handler>& handler_table();
+// Handlers registered by the consumer-group coordinator (src/groups/) and the admin APIs
+// (src/admin/); merged into handler_table().
+std::vector<api_handler> group_handlers();
+std::vector<api_handler> admin_handlers();
 const api_handler* find_handler(int16_t api_key);
 
 awaitable<handler_response> handle_api_versions(broker_context&, connection_state&, const request&);

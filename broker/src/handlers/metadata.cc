@@ -38,13 +38,12 @@ awaitable<handler_response> handle_metadata(broker_context& ctx, connection_stat
   if (!in.decode(r, req.api_version)) co_return malformed_request(req, "Metadata body");
 
   kafka::metadata_response resp;
-  for (const auto& l : ctx.cfg.advertised_listeners) {
+  for (const auto& live : ctx.live_brokers()) {
     kafka::metadata_response::metadata_response_broker b;
-    b.node_id = ctx.cfg.node_id;
-    b.host = l.host;
-    b.port = l.port;
+    b.node_id = live.node_id;
+    b.host = live.host;
+    b.port = live.port;
     resp.brokers.push_back(std::move(b));
-    break;  // one PLAINTEXT listener per broker for now
   }
   resp.cluster_id = ctx.cfg.cluster_id;
   resp.controller_id = ctx.cfg.node_id;
