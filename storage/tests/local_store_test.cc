@@ -238,7 +238,14 @@ TEST_F(local_store_test, killed_writer_leaves_only_complete_objects) {
       if (!r) ::_exit(2);
     }
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Kill it mid-stream: once a few objects exist (so later puts overwrite), at a random moment.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto l = _store->list("crash/");
+    if (l && l->size() >= 3) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(std::random_device{}() % 50));
   ::kill(child, SIGKILL);
   int status = 0;
   ::waitpid(child, &status, 0);
