@@ -233,6 +233,27 @@ TEST_F(s3_fault_test, remove_many_batches_with_md5) {
   EXPECT_NE(r.message().find("AccessDenied"), std::string::npos) << r.message();
 }
 
+// AWS-style virtual-hosted addressing: the bucket moves into the host name. curl resolves every
+// "*.localhost" name to loopback, so the fake server receives it.
+TEST_F(s3_fault_test, virtual_hosted_style) {
+  s3_options o;
+  const std::string port = _server.endpoint().substr(_server.endpoint().rfind(':') + 1);
+  o.endpoint = "http://localhost:" + port;
+  o.access_key = "a";
+  o.secret_key = "b";
+  o.path_style = false;
+  auto store = open_object_store("s3://bkt/pre", o);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE((*store)->put("k 1", bytes{1}));
+  _server.script({200, "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"});
+  ASSERT_TRUE((*store)->list("x"));
+  auto reqs = _server.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].target, "/pre/k%201");
+  EXPECT_EQ(reqs[0].header("host"), "bkt.localhost:" + port);
+  EXPECT_EQ(reqs[1].target, "/?list-type=2&max-keys=1000&prefix=pre%2Fx");
+}
+
 TEST_F(s3_fault_test, unreachable_endpoint) {
   s3_options o;
   o.endpoint = "http://127.0.0.1:1";  // nothing listens on port 1
