@@ -449,6 +449,35 @@ const statement k_select_groups{
 const statement k_delete_group{"sh_delete_group",
                                "DELETE FROM consumer_groups WHERE group_id = $1 RETURNING 1"};
 
+const statement k_lock_topic{
+    "sh_lock_topic",
+    "SELECT topic_key, partition_count FROM topics WHERE name = $1 AND deleted_at_ms IS NULL"
+    " FOR UPDATE"};
+const statement k_grow_topic{"sh_grow_topic",
+                             "UPDATE topics SET partition_count = $2 WHERE topic_key = $1"};
+const statement k_insert_more_partitions{
+    "sh_insert_more_partitions",
+    "INSERT INTO partitions (topic_key, partition)"
+    " SELECT $1, generate_series($2::integer, $3::integer - 1)"};
+const statement k_lock_partition{
+    "sh_lock_partition",
+    "SELECT p.topic_key, p.log_start_offset, p.high_watermark FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2 FOR UPDATE OF p"};
+const statement k_update_log_start{
+    "sh_update_log_start",
+    "UPDATE partitions SET log_start_offset = $3 WHERE topic_key = $1 AND partition = $2"};
+const statement k_delete_index_below{
+    "sh_delete_index_below",
+    "DELETE FROM index_entries WHERE topic_key = $1 AND partition = $2 AND base_offset < $3"
+    " AND last_offset < $3"};
+const statement k_mark_topic_deleted{"sh_mark_topic_deleted",
+                                     "UPDATE topics SET deleted_at_ms = $2 WHERE topic_key = $1"};
+const statement k_delete_topic_partitions{"sh_delete_topic_partitions",
+                                          "DELETE FROM partitions WHERE topic_key = $1"};
+const statement k_delete_topic_configs{"sh_delete_topic_configs",
+                                       "DELETE FROM topic_configs WHERE topic_key = $1"};
+
 // Lease times come from the server's clock, so brokers' clocks don't matter.
 #define SH_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 const statement k_select_lease{
@@ -611,6 +640,67 @@ class postgres_store final : public metadata_store {
       SH_META_TRY(r, c.query(k_select_partition, params().add(topic).add(partition)));
       if (r.rows() == 0) return not_found(topic, partition);
       return partition_state{r.i64(0, 0), r.i64(0, 1)};
+    });
+  }
+
+  mresult<topic_info> create_partitions(const std::string& topic, int32_t new_count) override {
+    return with_conn([&](pg_conn& c) -> mresult<topic_info> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(t, c.query(k_lock_topic, params().add(topic)));
+      if (t.rows() == 0) return make_error(errc::not_found, "unknown topic '" + topic + "'");
+      int64_t key = t.i64(0, 0);
+      auto count = static_cast<int32_t>(t.i64(0, 1));
+      if (new_count <= count || new_count > max_partition_count) {
+        return make_error(errc::invalid_argument,
+                          "topic '" + topic + "' has " + std::to_string(count) +
+                              " partitions; the new count must be above that and at most " +
+                              std::to_string(max_partition_count));
+      }
+      SH_META_CHECK(c.query(k_grow_topic, params().add(key).add(new_count)));
+      SH_META_CHECK(c.query(k_insert_more_partitions, params().add(key).add(count).add(new_count)));
+      SH_META_TRY(r, c.query(k_select_topic, params().add(topic)));
+      auto topics = topics_from_rows(r);
+      SH_META_CHECK(txn.commit());
+      if (topics.empty()) return make_error(errc::io_error, "postgresql: grown topic vanished");
+      return std::move(topics.front());
+    });
+  }
+
+  mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
+                                  int64_t offset) override {
+    return with_conn([&](pg_conn& c) -> mresult<int64_t> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(p, c.query(k_lock_partition, params().add(topic).add(partition)));
+      if (p.rows() == 0) return not_found(topic, partition);
+      int64_t key = p.i64(0, 0);
+      int64_t log_start = p.i64(0, 1);
+      int64_t hwm = p.i64(0, 2);
+      int64_t target = offset == -1 ? hwm : offset;
+      if (target < -1 || target > hwm) {
+        return make_error(errc::invalid_argument,
+                          "offset " + std::to_string(target) + " is outside " + topic + "-" +
+                              std::to_string(partition) + " (high watermark " +
+                              std::to_string(hwm) + ")");
+      }
+      if (target <= log_start) return log_start;
+      SH_META_CHECK(c.query(k_update_log_start, params().add(key).add(partition).add(target)));
+      SH_META_CHECK(c.query(k_delete_index_below, params().add(key).add(partition).add(target)));
+      SH_META_CHECK(txn.commit());
+      return target;
+    });
+  }
+
+  mresult<void> delete_topic(const std::string& name) override {
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(t, c.query(k_lock_topic, params().add(name)));
+      if (t.rows() == 0) return make_error(errc::not_found, "unknown topic '" + name + "'");
+      int64_t key = t.i64(0, 0);
+      SH_META_CHECK(c.query(k_mark_topic_deleted, params().add(key).add(now_ms())));
+      // Cascades to index entries, group offsets, producer state and mirror checkpoints.
+      SH_META_CHECK(c.query(k_delete_topic_partitions, params().add(key)));
+      SH_META_CHECK(c.query(k_delete_topic_configs, params().add(key)));
+      return txn.commit();
     });
   }
 

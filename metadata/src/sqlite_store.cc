@@ -315,6 +315,23 @@ constexpr const char* k_select_group_offsets =
 constexpr const char* k_select_groups = "SELECT group_id FROM consumer_groups ORDER BY group_id";
 constexpr const char* k_delete_group = "DELETE FROM consumer_groups WHERE group_id = ?1";
 
+constexpr const char* k_select_topic_for_update =
+    "SELECT topic_key, partition_count FROM topics WHERE name = ?1 AND deleted_at_ms IS NULL";
+constexpr const char* k_update_partition_count =
+    "UPDATE topics SET partition_count = ?2 WHERE topic_key = ?1";
+constexpr const char* k_insert_more_partitions =
+    "WITH RECURSIVE p(n) AS (SELECT ?2 UNION ALL SELECT n + 1 FROM p WHERE n + 1 < ?3)"
+    " INSERT INTO partitions (topic_key, partition) SELECT ?1, n FROM p";
+constexpr const char* k_update_log_start =
+    "UPDATE partitions SET log_start_offset = ?3 WHERE topic_key = ?1 AND partition = ?2";
+constexpr const char* k_delete_index_below =
+    "DELETE FROM index_entries WHERE topic_key = ?1 AND partition = ?2 AND base_offset < ?3"
+    " AND last_offset < ?3";
+constexpr const char* k_mark_topic_deleted =
+    "UPDATE topics SET deleted_at_ms = ?2 WHERE topic_key = ?1";
+constexpr const char* k_delete_topic_partitions = "DELETE FROM partitions WHERE topic_key = ?1";
+constexpr const char* k_delete_topic_configs = "DELETE FROM topic_configs WHERE topic_key = ?1";
+
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
 constexpr const char* k_insert_object =
@@ -430,23 +447,7 @@ class sqlite_store final : public metadata_store {
     return with_reader([&](connection& c) -> mresult<std::optional<topic_info>> {
       SH_META_TRY(txn, transaction::begin(c, false));
       (void)txn;
-      topic_info t;
-      int64_t key = 0;
-      {
-        SH_META_TRY(q, c.prepare(k_select_live_topic));
-        SH_META_TRY(row, q.bind(1, name).step());
-        if (!row) return std::optional<topic_info>();
-        key = q.i64(0);
-        t = topic_from_row(q);
-      }
-      SH_META_TRY(q, c.prepare(k_select_topic_configs));
-      q.bind(1, key);
-      for (;;) {
-        SH_META_TRY(row, q.step());
-        if (!row) break;
-        t.configs.emplace(q.text(0), q.text(1));
-      }
-      return std::optional<topic_info>(std::move(t));
+      return topic_of(c, name);
     });
   }
 
@@ -483,6 +484,88 @@ class sqlite_store final : public metadata_store {
       if (!row) return not_found(topic, partition);
       return partition_state{q.i64(1), q.i64(2)};
     });
+  }
+
+  mresult<topic_info> create_partitions(const std::string& topic, int32_t new_count) override {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    int64_t key = -1;
+    int32_t count = 0;
+    {
+      SH_META_TRY(q, c.prepare(k_select_topic_for_update));
+      SH_META_TRY(row, q.bind(1, topic).step());
+      if (!row) return make_error(errc::not_found, "unknown topic '" + topic + "'");
+      key = q.i64(0);
+      count = static_cast<int32_t>(q.i64(1));
+    }
+    if (new_count <= count || new_count > max_partition_count) {
+      return make_error(errc::invalid_argument,
+                        "topic '" + topic + "' has " + std::to_string(count) +
+                            " partitions; the new count must be above that and at most " +
+                            std::to_string(max_partition_count));
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_update_partition_count));
+      SH_META_CHECK(q.bind(1, key).bind(2, new_count).run());
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_insert_more_partitions));
+      SH_META_CHECK(q.bind(1, key).bind(2, count).bind(3, new_count).run());
+    }
+    SH_META_TRY(info, topic_of(c, topic));
+    SH_META_CHECK(txn.commit());
+    return std::move(*info);
+  }
+
+  mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
+                                  int64_t offset) override {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_TRY(key, topic_key_of(c, topic));
+    SH_META_TRY(offsets, partition_offsets_of(c, key, topic, partition));
+    auto [log_start, hwm] = offsets;
+    if (offset == -1) offset = hwm;
+    if (offset < -1 || offset > hwm) {
+      return make_error(errc::invalid_argument,
+                        "offset " + std::to_string(offset) + " is outside " + topic + "-" +
+                            std::to_string(partition) + " (high watermark " + std::to_string(hwm) +
+                            ")");
+    }
+    if (offset <= log_start) return log_start;
+    {
+      SH_META_TRY(q, c.prepare(k_update_log_start));
+      SH_META_CHECK(q.bind(1, key).bind(2, partition).bind(3, offset).run());
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_delete_index_below));
+      SH_META_CHECK(q.bind(1, key).bind(2, partition).bind(3, offset).run());
+    }
+    SH_META_CHECK(txn.commit());
+    return offset;
+  }
+
+  mresult<void> delete_topic(const std::string& name) override {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_TRY(key, topic_key_of(c, name));
+    if (key < 0) return make_error(errc::not_found, "unknown topic '" + name + "'");
+    {
+      SH_META_TRY(q, c.prepare(k_mark_topic_deleted));
+      SH_META_CHECK(q.bind(1, key).bind(2, now_ms()).run());
+    }
+    {
+      // Cascades to index entries, group offsets, producer state and mirror checkpoints.
+      SH_META_TRY(q, c.prepare(k_delete_topic_partitions));
+      SH_META_CHECK(q.bind(1, key).run());
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_delete_topic_configs));
+      SH_META_CHECK(q.bind(1, key).run());
+    }
+    return txn.commit();
   }
 
   mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) override {
@@ -994,6 +1077,26 @@ class sqlite_store final : public metadata_store {
     SH_META_CHECK(txn.commit());
     current->expires_at_ms = expires_at_ms;
     return *current;
+  }
+
+  static mresult<std::optional<topic_info>> topic_of(connection& c, const std::string& name) {
+    topic_info t;
+    int64_t key = 0;
+    {
+      SH_META_TRY(q, c.prepare(k_select_live_topic));
+      SH_META_TRY(row, q.bind(1, name).step());
+      if (!row) return std::optional<topic_info>();
+      key = q.i64(0);
+      t = topic_from_row(q);
+    }
+    SH_META_TRY(q, c.prepare(k_select_topic_configs));
+    q.bind(1, key);
+    for (;;) {
+      SH_META_TRY(row, q.step());
+      if (!row) break;
+      t.configs.emplace(q.text(0), q.text(1));
+    }
+    return std::optional<topic_info>(std::move(t));
   }
 
   // The live topic's key, or -1.

@@ -887,6 +887,121 @@ TEST_P(conformance, group_ids_are_validated) {
   }
 }
 
+// ---- topic administration ---------------------------------------------------------------------
+
+TEST_P(conformance, create_partitions_grows_a_topic) {
+  ASSERT_TRUE(store().create_topic("g", 2, {{"k", "v"}}));
+  commit_ok(object("o1", 10, {range("g", 1, 0, 10, {batch(3)})}));
+  auto grown = store().create_partitions("g", 5);
+  ASSERT_TRUE(grown) << grown.message();
+  EXPECT_EQ(grown->partition_count, 5);
+  EXPECT_EQ(grown->configs.at("k"), "v");
+  auto t = store().get_topic("g");
+  ASSERT_TRUE(t && t->has_value());
+  EXPECT_EQ((*t)->partition_count, 5);
+  EXPECT_EQ((*t)->id, grown->id);
+  EXPECT_EQ(hwm("g", 1), 3) << "existing partitions keep their data";
+  EXPECT_EQ(hwm("g", 4), 0);
+  auto out = commit_ok(object("o2", 10, {range("g", 4, 0, 10, {batch(2)})}));
+  expect_ok(out[0], 0, 1);
+
+  for (int32_t bad : {5, 3, 0, -1, max_partition_count + 1}) {
+    auto r = store().create_partitions("g", bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_EQ(r.code(), errc::invalid_argument) << bad;
+  }
+  auto unknown = store().create_partitions("nope", 3);
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.code(), errc::not_found);
+}
+
+TEST_P(conformance, delete_records_moves_the_log_start) {
+  create("d", 1);
+  commit_ok(object("o1", 10, {range("d", 0, 0, 10, {batch(5)})}));  // 0..4
+  commit_ok(object("o2", 10, {range("d", 0, 0, 10, {batch(5)})}));  // 5..9
+  commit_ok(object("o3", 10, {range("d", 0, 0, 10, {batch(5)})}));  // 10..14
+
+  auto r = store().delete_records("d", 0, 7);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(*r, 7);
+  auto p = store().get_partition("d", 0);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->log_start_offset, 7);
+  EXPECT_EQ(p->high_watermark, 15);
+  auto idx = store().read_index("d", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  ASSERT_EQ(idx->size(), 2u) << "the entry below the log start is gone; the one holding it stays";
+  EXPECT_EQ((*idx)[0].base_offset, 5);
+
+  auto lower = store().delete_records("d", 0, 3);
+  ASSERT_TRUE(lower);
+  EXPECT_EQ(*lower, 7) << "never moves back";
+  auto same = store().delete_records("d", 0, 10);
+  ASSERT_TRUE(same);
+  EXPECT_EQ(*same, 10);
+  idx = store().read_index("d", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  ASSERT_EQ(idx->size(), 1u);
+  EXPECT_EQ((*idx)[0].base_offset, 10);
+
+  for (int64_t bad : {int64_t{16}, int64_t{-2}}) {
+    auto b = store().delete_records("d", 0, bad);
+    ASSERT_FALSE(b) << bad;
+    EXPECT_EQ(b.code(), errc::invalid_argument);
+  }
+  auto all = store().delete_records("d", 0, -1);
+  ASSERT_TRUE(all);
+  EXPECT_EQ(*all, 15);
+  idx = store().read_index("d", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  EXPECT_TRUE(idx->empty());
+  // Appends continue at the high watermark.
+  auto out = commit_ok(object("o4", 10, {range("d", 0, 0, 10, {batch(1)})}));
+  expect_ok(out[0], 15, 15);
+  auto missing = store().delete_records("d", 1, 0);
+  ASSERT_FALSE(missing);
+  EXPECT_EQ(missing.code(), errc::not_found);
+}
+
+TEST_P(conformance, deleted_topics_disappear_and_names_are_reusable) {
+  auto old = store().create_topic("x", 2, {{"a", "1"}});
+  ASSERT_TRUE(old);
+  create("keep", 1);
+  commit_ok(object("o1", 10, {range("x", 0, 0, 10, {batch(4)})}));
+  ASSERT_TRUE(
+      store().commit_group_offsets("g", {goffset("x", 0, 3), goffset("keep", 0, 0)}, std::nullopt));
+  ASSERT_TRUE(store().delete_topic("x"));
+  auto t = store().get_topic("x");
+  ASSERT_TRUE(t);
+  EXPECT_FALSE(t->has_value());
+  auto all = store().list_topics();
+  ASSERT_TRUE(all);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].name, "keep");
+  auto p = store().get_partition("x", 0);
+  ASSERT_FALSE(p);
+  EXPECT_EQ(p.code(), errc::not_found);
+  auto out = commit_ok(object("o2", 10, {range("x", 0, 0, 10, {batch(1)})}));
+  EXPECT_EQ(out[0].status, range_status::unknown_topic_or_partition);
+  auto again = store().delete_topic("x");
+  ASSERT_FALSE(again);
+  EXPECT_EQ(again.code(), errc::not_found);
+
+  // A new topic of the same name is a different topic.
+  auto fresh = store().create_topic("x", 1, {});
+  ASSERT_TRUE(fresh) << fresh.message();
+  EXPECT_NE(fresh->id, old->id);
+  EXPECT_TRUE(fresh->configs.empty());
+  EXPECT_EQ(hwm("x", 0), 0);
+  auto idx = store().read_index("x", 0, 0, 10);
+  ASSERT_TRUE(idx);
+  EXPECT_TRUE(idx->empty());
+  auto offsets = store().fetch_group_offsets("g");
+  ASSERT_TRUE(offsets);
+  ASSERT_EQ(offsets->size(), 1u) << "the old topic's committed offsets went with it";
+  EXPECT_EQ((*offsets)[0].topic, "keep");
+}
+
 // ---- leases ------------------------------------------------------------------------------
 
 TEST_P(conformance, lease_lifecycle) {

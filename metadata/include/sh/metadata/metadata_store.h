@@ -192,6 +192,21 @@ class metadata_store {
   // Errors: not_found (no such topic or partition).
   virtual mresult<partition_state> get_partition(const std::string& topic, int32_t partition) = 0;
 
+  // CreatePartitions: grows the topic to new_count partitions; the new ones start empty.
+  // Errors: not_found, invalid_argument (new_count not above the current count, or above
+  // max_partition_count).
+  virtual mresult<topic_info> create_partitions(const std::string& topic, int32_t new_count) = 0;
+  // DeleteRecords: moves the partition's log start offset up to `offset` (-1: the high
+  // watermark) and drops the index entries wholly below it; an offset at or below the current log
+  // start changes nothing. Returns the log start offset afterwards. Errors: not_found,
+  // invalid_argument (offset above the high watermark, or below -1).
+  virtual mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
+                                          int64_t offset) = 0;
+  // DeleteTopics: the topic disappears at once (its name may be reused; a new topic gets a new
+  // id), with its partitions, index entries, group offsets, producer state and mirror
+  // checkpoints. Objects it referenced stay registered for garbage collection. Errors: not_found.
+  virtual mresult<void> delete_topic(const std::string& name) = 0;
+
   // ONE transaction: registers the object, and for each range in a fixed (topic, partition) lock
   // order assigns base_offset = high watermark, last = base + sum(offset_count) - 1, inserts the
   // index row, advances the high watermark. Outcomes are in the order of commit.ranges; two ranges
