@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "sh/kafka/compression.h"
 #include "sh/kafka/wire.h"
 
 namespace sh::kafka {
@@ -24,6 +25,10 @@ const char* batch_errc_name(batch_errc e) noexcept {
       return "bad_record";
     case batch_errc::unsupported_compression:
       return "unsupported_compression";
+    case batch_errc::corrupt_compressed:
+      return "corrupt_compressed";
+    case batch_errc::decompressed_too_large:
+      return "decompressed_too_large";
   }
   return "unknown";
 }
@@ -147,15 +152,22 @@ result<std::vector<batch_view>, batch_errc> split_batches(std::span<const uint8_
 
 // --- records ---
 
-result<record_reader, batch_errc> record_reader::open(const batch_view& batch) {
-  if (batch.header.compression() != compression_type::none) {
-    return make_error(batch_errc::unsupported_compression,
-                      "compression " + std::to_string(batch.header.compression_bits()));
-  }
+result<record_reader, batch_errc> record_reader::open(const batch_view& batch,
+                                                      size_t max_decompressed) {
   if (batch.header.records_count < 0) {
     return make_error(batch_errc::bad_record, "negative records_count");
   }
-  return record_reader(batch.records_bytes(), batch.header.records_count);
+  const int bits = batch.header.compression_bits();
+  if (bits == 0) return record_reader(batch.records_bytes(), batch.header.records_count);
+  if (bits > static_cast<int>(compression_type::zstd)) {
+    return make_error(batch_errc::unsupported_compression, "codec " + std::to_string(bits));
+  }
+  auto plain = decompress(batch.header.compression(), batch.records_bytes(), max_decompressed);
+  if (!plain) return plain.error();
+  record_reader r({}, batch.header.records_count);
+  r._owned = std::move(*plain);
+  r._data = r._owned;
+  return r;
 }
 
 bool record_reader::next(record_view& out) {
@@ -265,12 +277,25 @@ std::vector<uint8_t> build_batch(const batch_build_options& o,
     max_delta = std::max(max_delta, r.timestamp_delta);
     max_offset_delta = std::max(max_offset_delta, od);
   }
+  int16_t attributes = o.attributes;
+  const int bits = attributes & 0x7;
+  if (bits >= 1 && bits <= 4) {
+    auto packed =
+        compress(static_cast<compression_type>(bits),
+                 std::span<const uint8_t>(out).subspan(batch_header_size), o.compression_level);
+    if (packed) {
+      out.resize(batch_header_size);
+      out.insert(out.end(), packed->begin(), packed->end());
+    } else {
+      attributes = static_cast<int16_t>(attributes & ~0x7);
+    }
+  }
   batch_header h;
   h.base_offset = o.base_offset;
   h.batch_length = static_cast<int32_t>(out.size() - batch_log_overhead);
   h.partition_leader_epoch = o.partition_leader_epoch;
   h.magic = current_magic;
-  h.attributes = o.attributes;
+  h.attributes = attributes;
   h.last_offset_delta = o.last_offset_delta.value_or(max_offset_delta);
   h.base_timestamp = o.base_timestamp;
   h.max_timestamp = o.max_timestamp.value_or(o.base_timestamp + max_delta);

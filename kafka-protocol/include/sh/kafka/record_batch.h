@@ -42,7 +42,9 @@ enum class batch_errc {
   bad_crc,                  // CRC32C mismatch
   bad_length,               // batch_length below the header size
   bad_record,               // a record's framing is inconsistent with the batch
-  unsupported_compression,  // compressed batch (codec support comes later) or unknown codec
+  unsupported_compression,  // codec bits 5..7 (or a compressed legacy format not handled)
+  corrupt_compressed,       // the codec rejected the compressed records
+  decompressed_too_large,   // decompressing would exceed the caller's bound
 };
 const char* batch_errc_name(batch_errc e) noexcept;
 
@@ -136,23 +138,37 @@ struct record_view {
   std::vector<header_view> headers;
 };
 
-// Iterates the records of an uncompressed batch without copying. Checks each record's length
-// framing, that exactly records_count records fill the section, and that nothing trails them.
+// Default bound on one batch's decompressed records section.
+inline constexpr size_t default_max_decompressed_bytes = size_t{128} << 20;
+
+// Iterates the records of a batch. Uncompressed batches are read in place (views point into the
+// batch); compressed ones are decompressed once into the reader (views point into it, so they
+// live as long as the reader). Checks each record's length framing, that exactly records_count
+// records fill the section, and that nothing trails them. Move-only.
 class record_reader {
  public:
-  // unsupported_compression for a compressed batch.
-  static result<record_reader, batch_errc> open(const batch_view& batch);
+  // unsupported_compression for codec bits 5..7, corrupt_compressed / decompressed_too_large
+  // from the codec, bad_record for a negative records_count.
+  static result<record_reader, batch_errc> open(
+      const batch_view& batch, size_t max_decompressed = default_max_decompressed_bytes);
   // Reads the records of an already-decompressed records section.
   record_reader(std::span<const uint8_t> records, int32_t count) noexcept
       : _data(records), _count(count) {}
+  record_reader(record_reader&&) noexcept = default;
+  record_reader& operator=(record_reader&&) noexcept = default;
+  record_reader(const record_reader&) = delete;
+  record_reader& operator=(const record_reader&) = delete;
 
   // Fills out and returns true, or returns false at the end or on an error (see error()).
   // out.headers is reused across calls to avoid allocations.
   bool next(record_view& out);
   batch_errc error() const noexcept { return _err; }
   int32_t records_read() const noexcept { return _read; }
+  // The (decompressed) records section being read.
+  std::span<const uint8_t> records_section() const noexcept { return _data; }
 
  private:
+  std::vector<uint8_t> _owned;  // decompressed records; moving a vector keeps its buffer
   std::span<const uint8_t> _data;
   size_t _pos = 0;
   int32_t _count = 0;
@@ -160,11 +176,12 @@ class record_reader {
   batch_errc _err = batch_errc::ok;
 };
 
-// Calls f(const record_view&) for every record of an uncompressed batch. f may return void, or
-// bool where false stops the iteration early (not an error).
+// Calls f(const record_view&) for every record of a batch (decompressing if needed). f may
+// return void, or bool where false stops the iteration early (not an error).
 template <class F>
-result<void, batch_errc> for_each_record(const batch_view& batch, F&& f) {
-  auto reader = record_reader::open(batch);
+result<void, batch_errc> for_each_record(const batch_view& batch, F&& f,
+                                         size_t max_decompressed = default_max_decompressed_bytes) {
+  auto reader = record_reader::open(batch, max_decompressed);
   if (!reader) return reader.error();
   record_view rec;
   while (reader->next(rec)) {
@@ -199,9 +216,9 @@ struct record_spec {
 struct batch_build_options {
   int64_t base_offset = 0;
   int32_t partition_leader_epoch = -1;
-  // Compression bits must be 0 (none) until codecs exist; timestamp type, transactional and
-  // control bits are copied as given.
+  // All bits are copied as given; compression bits 1..4 compress the records section.
   int16_t attributes = 0;
+  int compression_level = 0;  // 0 = the codec's default
   int64_t base_timestamp = 0;
   std::optional<int64_t> max_timestamp;      // default: base + max timestamp_delta
   std::optional<int32_t> last_offset_delta;  // default: largest offset_delta (or 0)
@@ -211,7 +228,8 @@ struct batch_build_options {
   int32_t base_sequence = -1;
 };
 
-// A valid uncompressed magic-2 batch with a correct CRC.
+// A valid magic-2 batch with a correct CRC, compressed per options.attributes. Should the codec
+// fail (it can't for valid input), the batch is written uncompressed with the bits cleared.
 std::vector<uint8_t> build_batch(const batch_build_options& options,
                                  const std::vector<record_spec>& records);
 // Appends one record in the v2 record encoding.
