@@ -222,6 +222,17 @@ class local_store final : public object_store {
 
   std::string describe() const override { return "file://" + _root_str; }
 
+  sresult<void> probe() override {
+    struct stat st {};
+    if (::stat(_root_str.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return make_error(errc::io_error, "probe: " + describe() + " is not a directory");
+    }
+    if (::access(_root_str.c_str(), R_OK | W_OK | X_OK) != 0) {
+      return make_error(errc::io_error, "probe: " + describe() + ": " + errno_text(errno));
+    }
+    return {};
+  }
+
  private:
   struct open_file {
     int fd;

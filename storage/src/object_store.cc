@@ -61,6 +61,13 @@ sresult<void> object_store::remove_many(std::span<const std::string> keys) {
   return {};
 }
 
+sresult<void> object_store::probe() {
+  // A prefix nothing uses: the answer is empty when all is well.
+  auto r = list("streamhouse-probe/");
+  if (!r) return r.error();
+  return {};
+}
+
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url) {
   return open_object_store(url, s3_options{});
 }

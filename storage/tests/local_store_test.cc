@@ -108,6 +108,14 @@ TEST_F(local_store_test, ranges) {
   EXPECT_NE(past.message().find("past the end"), std::string::npos) << past.message();
 }
 
+TEST_F(local_store_test, probe_notices_a_vanished_root) {
+  EXPECT_TRUE(_store->probe());
+  fs::remove_all(root());
+  auto r = _store->probe();
+  EXPECT_EQ(r.code(), errc::io_error);
+  EXPECT_NE(r.message().find("not a directory"), std::string::npos) << r.message();
+}
+
 TEST_F(local_store_test, head) {
   put_ok("h/x", "abcdef");
   auto h = _store->head("h/x");

@@ -72,6 +72,11 @@ class conformance : public ::testing::TestWithParam<std::string> {
   std::unique_ptr<object_store> _store;
 };
 
+TEST_P(conformance, probe) {
+  auto r = _store->probe();
+  EXPECT_TRUE(r) << r.message();
+}
+
 TEST_P(conformance, put_get_overwrite_empty) {
   put_ok("a/b/c.bin", "hello");
   auto g = _store->get("a/b/c.bin");

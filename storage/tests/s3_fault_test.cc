@@ -266,6 +266,7 @@ TEST_F(s3_fault_test, unreachable_endpoint) {
   auto r = (*store)->get("k");
   ASSERT_FALSE(r);
   EXPECT_EQ(r.code(), errc::unavailable) << r.message();
+  EXPECT_EQ((*store)->probe().code(), errc::unavailable);
 }
 
 TEST(s3_options_check, rejected_at_open) {

@@ -38,6 +38,9 @@ TEST_F(s3_store_test, wrong_secret_is_auth_failed) {
   EXPECT_NE(r.message().find("SignatureDoesNotMatch"), std::string::npos) << r.message();
   EXPECT_EQ(store->get("k").code(), errc::auth_failed);
   EXPECT_EQ(store->list("").code(), errc::auth_failed);
+  auto p = store->probe();
+  EXPECT_EQ(p.code(), errc::auth_failed);
+  EXPECT_NE(p.message().find("wrong credentials"), std::string::npos) << p.message();
 }
 
 TEST_F(s3_store_test, unknown_access_key_is_auth_failed) {
@@ -55,6 +58,12 @@ TEST_F(s3_store_test, missing_bucket) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.code(), errc::invalid_argument) << r.message();
   EXPECT_NE(r.message().find("does not exist"), std::string::npos) << r.message();
+  // A HEAD's 404 has no body, so it cannot tell a missing bucket from a missing key; probe() can.
+  EXPECT_EQ((*s)->head("k").code(), errc::not_found);
+  auto p = (*s)->probe();
+  EXPECT_EQ(p.code(), errc::invalid_argument) << p.message();
+  EXPECT_NE(p.message().find("does not exist"), std::string::npos) << p.message();
+  EXPECT_TRUE(open(_opts)->probe());
 }
 
 TEST_F(s3_store_test, list_pages) {

@@ -66,6 +66,11 @@ class object_store {
   virtual sresult<void> remove_many(std::span<const std::string> keys);
   // For logs, e.g. "file:///var/lib/streamhouse".
   virtual std::string describe() const = 0;
+  // One cheap request proving the store is usable, for start-up checks: reachable, credentials
+  // accepted, bucket (or directory) present and listable. S3: a LIST of an empty prefix, whose
+  // error answers (unlike a HEAD's) say which: auth_failed "wrong credentials", invalid_argument
+  // "bucket ... does not exist", unavailable / timeout.
+  virtual sresult<void> probe();
 };
 
 // Key syntax check shared by every implementation (see object_store). ok or invalid_argument.
