@@ -322,7 +322,7 @@ const statement k_select_topics{
     " WHERE t.deleted_at_ms IS NULL ORDER BY t.name COLLATE \"C\", t.topic_key"};
 const statement k_select_partition{
     "sh_select_partition",
-    "SELECT p.log_start_offset, p.high_watermark FROM partitions p"
+    "SELECT p.log_start_offset, p.high_watermark, p.max_timestamp FROM partitions p"
     " JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
 
@@ -340,7 +340,8 @@ const statement k_select_object_entries{
 // committer locks in (topic_key, partition) order.
 const statement k_lock_partitions{
     "sh_lock_partitions",
-    "SELECT t.name, p.partition, p.topic_key, p.high_watermark, p.log_start_offset"
+    "SELECT t.name, p.partition, p.topic_key, p.high_watermark, p.log_start_offset,"
+    " p.max_timestamp"
     " FROM partitions p JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.deleted_at_ms IS NULL AND (t.name, p.partition) IN"
     "  (SELECT n, q FROM unnest($1::text[], $2::integer[]) AS v(n, q))"
@@ -348,19 +349,30 @@ const statement k_lock_partitions{
 const statement k_insert_index_entries{
     "sh_insert_index_entries",
     "INSERT INTO index_entries (topic_key, partition, base_offset, last_offset, max_timestamp,"
-    " record_count, object_key, byte_offset, byte_length)"
-    " SELECT k, q, b, l, ts, n, $1, bo, bl FROM unnest($2::bigint[], $3::integer[],"
-    " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])"
-    " AS v(k, q, b, l, ts, n, bo, bl)"};
+    " record_count, object_key, byte_offset, byte_length, timestamp_watermark)"
+    " SELECT k, q, b, l, ts, n, $1, bo, bl, w FROM unnest($2::bigint[], $3::integer[],"
+    " $4::bigint[], $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],"
+    " $10::bigint[]) AS v(k, q, b, l, ts, n, bo, bl, w)"};
+const statement k_select_by_timestamp{
+    "sh_select_by_timestamp",
+    "SELECT p.topic_key, e.base_offset, e.last_offset, e.max_timestamp, e.record_count,"
+    " e.object_key, e.byte_offset, e.byte_length FROM partitions p"
+    " JOIN topics t ON t.topic_key = p.topic_key"
+    " LEFT JOIN LATERAL (SELECT * FROM index_entries i"
+    "  WHERE i.topic_key = p.topic_key AND i.partition = p.partition"
+    "  AND i.timestamp_watermark >= $3"
+    "  ORDER BY i.timestamp_watermark, i.base_offset LIMIT 1) e ON true"
+    " WHERE t.name = $1 AND t.deleted_at_ms IS NULL AND p.partition = $2"};
 const statement k_update_partition_offsets{
     "sh_update_partition_offsets",
-    "UPDATE partitions p SET log_start_offset = v.s, high_watermark = v.h"
-    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[]) AS v(k, q, s, h)"
+    "UPDATE partitions p SET log_start_offset = v.s, high_watermark = v.h, max_timestamp = v.m"
+    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[], $5::bigint[])"
+    " AS v(k, q, s, h, m)"
     " WHERE p.topic_key = v.k AND p.partition = v.q"};
 const statement k_update_high_watermarks{
     "sh_update_high_watermarks",
-    "UPDATE partitions p SET high_watermark = v.h"
-    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[]) AS v(k, q, h)"
+    "UPDATE partitions p SET high_watermark = v.h, max_timestamp = v.m"
+    " FROM unnest($1::bigint[], $2::integer[], $3::bigint[], $4::bigint[]) AS v(k, q, h, m)"
     " WHERE p.topic_key = v.k AND p.partition = v.q"};
 const statement k_select_producer_batches{
     "sh_select_producer_batches",
@@ -639,7 +651,7 @@ class postgres_store final : public metadata_store {
     return with_conn([&](pg_conn& c) -> mresult<partition_state> {
       SH_META_TRY(r, c.query(k_select_partition, params().add(topic).add(partition)));
       if (r.rows() == 0) return not_found(topic, partition);
-      return partition_state{r.i64(0, 0), r.i64(0, 1)};
+      return partition_state{r.i64(0, 0), r.i64(0, 1), r.i64(0, 2)};
     });
   }
 
@@ -736,6 +748,7 @@ class postgres_store final : public metadata_store {
       struct locked {
         int64_t topic_key;
         int64_t next_offset;
+        int64_t max_timestamp;
         bool touched = false;
       };
       std::map<std::pair<std::string, int32_t>, locked> partitions;
@@ -744,7 +757,7 @@ class postgres_store final : public metadata_store {
                                   params().add(text_array(names)).add(int_array(parts))));
         for (int i = 0; i < rows.rows(); ++i) {
           partitions.emplace(std::pair(rows.text(i, 0), static_cast<int32_t>(rows.i64(i, 1))),
-                             locked{rows.i64(i, 2), rows.i64(i, 3)});
+                             locked{rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 5)});
         }
       }
 
@@ -760,7 +773,8 @@ class postgres_store final : public metadata_store {
 
       // Assign offsets in request order (which is also each partition's order).
       std::vector<range_outcome> outcomes(commit.ranges.size());
-      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths;
+      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths,
+          watermarks;
       std::vector<int32_t> entry_parts;
       for (size_t i = 0; i < commit.ranges.size(); ++i) {
         const range_commit& r = commit.ranges[i];
@@ -789,6 +803,8 @@ class postgres_store final : public metadata_store {
         bases.push_back(outcomes[i].base_offset);
         lasts.push_back(outcomes[i].last_offset);
         timestamps.push_back(range_max_timestamp(r));
+        p.max_timestamp = std::max(p.max_timestamp, timestamps.back());
+        watermarks.push_back(p.max_timestamp);
         counts.push_back(count);
         byte_offsets.push_back(static_cast<int64_t>(r.byte_offset));
         byte_lengths.push_back(static_cast<int64_t>(r.byte_length));
@@ -804,17 +820,20 @@ class postgres_store final : public metadata_store {
                                                           .add(int_array(timestamps))
                                                           .add(int_array(counts))
                                                           .add(int_array(byte_offsets))
-                                                          .add(int_array(byte_lengths))));
-        std::vector<int64_t> hk, hw;
+                                                          .add(int_array(byte_lengths))
+                                                          .add(int_array(watermarks))));
+        std::vector<int64_t> hk, hw, hm;
         std::vector<int32_t> hp;
         for (const auto& [id, p] : partitions) {
           if (!p.touched) continue;
           hk.push_back(p.topic_key);
           hp.push_back(id.second);
           hw.push_back(p.next_offset);
+          hm.push_back(p.max_timestamp);
         }
-        SH_META_CHECK(c.query(k_update_high_watermarks,
-                              params().add(int_array(hk)).add(int_array(hp)).add(int_array(hw))));
+        SH_META_CHECK(c.query(
+            k_update_high_watermarks,
+            params().add(int_array(hk)).add(int_array(hp)).add(int_array(hw)).add(int_array(hm))));
       }
       SH_META_CHECK(save_producers(c, producers, touched_producers));
       SH_META_CHECK(txn.commit());
@@ -889,6 +908,7 @@ class postgres_store final : public metadata_store {
         int64_t topic_key;
         int64_t next_offset;
         int64_t log_start;
+        int64_t max_timestamp;
         bool touched = false;
         // An empty log starts where its first data starts (the source's log start).
         void advance(int64_t first, int64_t next) {
@@ -902,12 +922,14 @@ class postgres_store final : public metadata_store {
         SH_META_TRY(rows, c.query(k_lock_partitions,
                                   params().add(text_array(names)).add(int_array(parts))));
         for (int i = 0; i < rows.rows(); ++i) {
-          partitions.emplace(std::pair(rows.text(i, 0), static_cast<int32_t>(rows.i64(i, 1))),
-                             locked{rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4)});
+          partitions.emplace(
+              std::pair(rows.text(i, 0), static_cast<int32_t>(rows.i64(i, 1))),
+              locked{rows.i64(i, 2), rows.i64(i, 3), rows.i64(i, 4), rows.i64(i, 5)});
         }
       }
 
-      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths;
+      std::vector<int64_t> keys, bases, lasts, timestamps, counts, byte_offsets, byte_lengths,
+          watermarks;
       std::vector<int32_t> entry_parts;
       for (const mirror_range& m : commit.ranges) {
         const range_commit& r = m.range;
@@ -926,6 +948,8 @@ class postgres_store final : public metadata_store {
         bases.push_back(m.base_offset);
         lasts.push_back(m.last_offset);
         timestamps.push_back(range_max_timestamp(r));
+        p.max_timestamp = std::max(p.max_timestamp, timestamps.back());
+        watermarks.push_back(p.max_timestamp);
         counts.push_back(range_offset_count(r));
         byte_offsets.push_back(static_cast<int64_t>(r.byte_offset));
         byte_lengths.push_back(static_cast<int64_t>(r.byte_length));
@@ -957,9 +981,10 @@ class postgres_store final : public metadata_store {
                                                           .add(int_array(timestamps))
                                                           .add(int_array(counts))
                                                           .add(int_array(byte_offsets))
-                                                          .add(int_array(byte_lengths))));
+                                                          .add(int_array(byte_lengths))
+                                                          .add(int_array(watermarks))));
       }
-      std::vector<int64_t> hk, hs, hw;
+      std::vector<int64_t> hk, hs, hw, hm;
       std::vector<int32_t> hp;
       for (const auto& [id, p] : partitions) {
         if (!p.touched) continue;
@@ -967,11 +992,15 @@ class postgres_store final : public metadata_store {
         hp.push_back(id.second);
         hs.push_back(p.log_start);
         hw.push_back(p.next_offset);
+        hm.push_back(p.max_timestamp);
       }
       if (!hk.empty()) {
-        SH_META_CHECK(c.query(
-            k_update_partition_offsets,
-            params().add(int_array(hk)).add(int_array(hp)).add(int_array(hs)).add(int_array(hw))));
+        SH_META_CHECK(c.query(k_update_partition_offsets, params()
+                                                              .add(int_array(hk))
+                                                              .add(int_array(hp))
+                                                              .add(int_array(hs))
+                                                              .add(int_array(hw))
+                                                              .add(int_array(hm))));
       }
       if (!cp_keys.empty()) {
         SH_META_CHECK(
@@ -1167,6 +1196,19 @@ class postgres_store final : public metadata_store {
       SH_META_TRY(r, c.query(k_select_lease, params().add(name)));
       if (r.rows() == 0) return std::optional<lease>();
       return std::optional<lease>(lease_from_row(r, 0));
+    });
+  }
+
+  mresult<std::optional<index_entry>> find_by_timestamp(const std::string& topic, int32_t partition,
+                                                        int64_t timestamp) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::optional<index_entry>> {
+      SH_META_TRY(
+          r, c.query(k_select_by_timestamp, params().add(topic).add(partition).add(timestamp)));
+      if (r.rows() == 0) return not_found(topic, partition);
+      if (r.null(0, 1)) return std::optional<index_entry>();
+      return std::optional<index_entry>(
+          index_entry{r.i64(0, 1), r.i64(0, 2), r.i64(0, 3), r.i64(0, 4), r.text(0, 5),
+                      static_cast<uint64_t>(r.i64(0, 6)), static_cast<uint64_t>(r.i64(0, 7))});
     });
   }
 

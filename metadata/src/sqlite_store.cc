@@ -236,19 +236,20 @@ constexpr const char* k_select_live_topic_configs =
 constexpr const char* k_select_topic_key =
     "SELECT topic_key FROM topics WHERE name = ?1 AND deleted_at_ms IS NULL";
 constexpr const char* k_select_partition_by_name =
-    "SELECT p.topic_key, p.log_start_offset, p.high_watermark FROM partitions p"
+    "SELECT p.topic_key, p.log_start_offset, p.high_watermark, p.max_timestamp FROM partitions p"
     " JOIN topics t ON t.topic_key = p.topic_key"
     " WHERE t.name = ?1 AND t.deleted_at_ms IS NULL AND p.partition = ?2";
 constexpr const char* k_select_high_watermark =
-    "SELECT high_watermark FROM partitions WHERE topic_key = ?1 AND partition = ?2";
+    "SELECT high_watermark, max_timestamp FROM partitions WHERE topic_key = ?1 AND partition = ?2";
 constexpr const char* k_select_partition_offsets =
-    "SELECT log_start_offset, high_watermark FROM partitions"
+    "SELECT log_start_offset, high_watermark, max_timestamp FROM partitions"
     " WHERE topic_key = ?1 AND partition = ?2";
 constexpr const char* k_update_partition_offsets =
-    "UPDATE partitions SET log_start_offset = ?3, high_watermark = ?4"
+    "UPDATE partitions SET log_start_offset = ?3, high_watermark = ?4, max_timestamp = ?5"
     " WHERE topic_key = ?1 AND partition = ?2";
 constexpr const char* k_update_high_watermark =
-    "UPDATE partitions SET high_watermark = ?3 WHERE topic_key = ?1 AND partition = ?2";
+    "UPDATE partitions SET high_watermark = ?3, max_timestamp = ?4"
+    " WHERE topic_key = ?1 AND partition = ?2";
 
 constexpr const char* k_select_producer_batches =
     "SELECT producer_epoch, first_sequence, last_sequence, base_offset, last_offset"
@@ -339,8 +340,15 @@ constexpr const char* k_insert_object =
     " VALUES (?1, ?2, 'ingest', 'live', ?3)";
 constexpr const char* k_insert_index_entry =
     "INSERT INTO index_entries (topic_key, partition, base_offset, last_offset, max_timestamp,"
-    " record_count, object_key, byte_offset, byte_length)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
+    " record_count, object_key, byte_offset, byte_length, timestamp_watermark)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+// The watermark never decreases with the offset, so the first entry at or above a time is the
+// first row of this index range.
+constexpr const char* k_select_by_timestamp =
+    "SELECT base_offset, last_offset, max_timestamp, record_count, object_key, byte_offset,"
+    " byte_length FROM index_entries"
+    " WHERE topic_key = ?1 AND partition = ?2 AND timestamp_watermark >= ?3"
+    " ORDER BY timestamp_watermark, base_offset LIMIT 1";
 constexpr const char* k_select_object_entries =
     "SELECT t.name, e.partition, e.byte_offset, e.base_offset, e.last_offset"
     " FROM index_entries e JOIN topics t ON t.topic_key = e.topic_key WHERE e.object_key = ?1";
@@ -482,7 +490,7 @@ class sqlite_store final : public metadata_store {
       SH_META_TRY(q, c.prepare(k_select_partition_by_name));
       SH_META_TRY(row, q.bind(1, topic).bind(2, partition).step());
       if (!row) return not_found(topic, partition);
-      return partition_state{q.i64(1), q.i64(2)};
+      return partition_state{q.i64(1), q.i64(2), q.i64(3)};
     });
   }
 
@@ -525,7 +533,8 @@ class sqlite_store final : public metadata_store {
     SH_META_TRY(txn, transaction::begin(c, true));
     SH_META_TRY(key, topic_key_of(c, topic));
     SH_META_TRY(offsets, partition_offsets_of(c, key, topic, partition));
-    auto [log_start, hwm] = offsets;
+    auto [log_start, hwm, max_ts] = offsets;
+    (void)max_ts;
     if (offset == -1) offset = hwm;
     if (offset < -1 || offset > hwm) {
       return make_error(errc::invalid_argument,
@@ -608,6 +617,7 @@ class sqlite_store final : public metadata_store {
         continue;
       }
       int64_t hwm = 0;
+      int64_t max_ts = -1;
       {
         SH_META_TRY(q, c.prepare(k_select_high_watermark));
         SH_META_TRY(row, q.bind(1, topic_key).bind(2, r.partition).step());
@@ -616,6 +626,7 @@ class sqlite_store final : public metadata_store {
           continue;
         }
         hwm = q.i64(0);
+        max_ts = q.i64(1);
       }
       SH_META_CHECK(load_producers(c, producer_keys(topic_key, r), producers, loaded_producers));
       sequence_verdict verdict = check_sequences(producers, topic_key, r);
@@ -630,16 +641,19 @@ class sqlite_store final : public metadata_store {
       }
       out.base_offset = hwm;
       out.last_offset = hwm + count - 1;
+      int64_t range_ts = range_max_timestamp(r);
+      max_ts = std::max(max_ts, range_ts);
       {
         SH_META_TRY(q, c.prepare(k_insert_index_entry));
         q.bind(1, topic_key).bind(2, r.partition).bind(3, out.base_offset);
-        q.bind(4, out.last_offset).bind(5, range_max_timestamp(r)).bind(6, count);
+        q.bind(4, out.last_offset).bind(5, range_ts).bind(6, count);
         q.bind(7, commit.object_key).bind(8, static_cast<int64_t>(r.byte_offset));
-        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).run());
+        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).bind(10, max_ts).run());
       }
       {
         SH_META_TRY(q, c.prepare(k_update_high_watermark));
-        SH_META_CHECK(q.bind(1, topic_key).bind(2, r.partition).bind(3, hwm + count).run());
+        q.bind(1, topic_key).bind(2, r.partition).bind(3, hwm + count);
+        SH_META_CHECK(q.bind(4, max_ts).run());
       }
       record_sequences(producers, touched_producers, topic_key, r, out.base_offset);
     }
@@ -720,30 +734,32 @@ class sqlite_store final : public metadata_store {
       const range_commit& r = m.range;
       SH_META_TRY(key, topic_key_of(c, r.topic));
       SH_META_TRY(offsets, partition_offsets_of(c, key, r.topic, r.partition));
-      auto [log_start, hwm] = offsets;
+      auto [log_start, hwm, max_ts] = offsets;
       if (m.base_offset < hwm) {
         return make_error(errc::conflict, "mirror range at offset " +
                                               std::to_string(m.base_offset) + " is below " +
                                               r.topic + "-" + std::to_string(r.partition) +
                                               "'s high watermark " + std::to_string(hwm));
       }
+      int64_t range_ts = range_max_timestamp(r);
+      int64_t watermark = std::max(max_ts, range_ts);
       {
         SH_META_TRY(q, c.prepare(k_insert_index_entry));
         q.bind(1, key).bind(2, r.partition).bind(3, m.base_offset).bind(4, m.last_offset);
-        q.bind(5, range_max_timestamp(r)).bind(6, range_offset_count(r));
+        q.bind(5, range_ts).bind(6, range_offset_count(r));
         q.bind(7, commit.object_key).bind(8, static_cast<int64_t>(r.byte_offset));
-        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).run());
+        SH_META_CHECK(q.bind(9, static_cast<int64_t>(r.byte_length)).bind(10, watermark).run());
       }
       // An empty log starts where its first data starts (the source's log start).
       SH_META_TRY(q, c.prepare(k_update_partition_offsets));
       q.bind(1, key).bind(2, r.partition).bind(3, log_start == hwm ? m.base_offset : log_start);
-      SH_META_CHECK(q.bind(4, m.last_offset + 1).run());
+      SH_META_CHECK(q.bind(4, m.last_offset + 1).bind(5, watermark).run());
     }
     int64_t now = now_ms();
     for (const mirror_checkpoint& cp : commit.checkpoints) {
       SH_META_TRY(key, topic_key_of(c, cp.topic));
       SH_META_TRY(offsets, partition_offsets_of(c, key, cp.topic, cp.partition));
-      auto [log_start, hwm] = offsets;
+      auto [log_start, hwm, max_ts] = offsets;
       {
         SH_META_TRY(q, c.prepare(k_upsert_checkpoint));
         q.bind(1, cp.mirror_name).bind(2, cp.source_topic).bind(3, cp.source_partition);
@@ -754,7 +770,7 @@ class sqlite_store final : public metadata_store {
         SH_META_TRY(q, c.prepare(k_update_partition_offsets));
         q.bind(1, key).bind(2, cp.partition);
         q.bind(3, log_start == hwm ? cp.next_source_offset : log_start);
-        SH_META_CHECK(q.bind(4, cp.next_source_offset).run());
+        SH_META_CHECK(q.bind(4, cp.next_source_offset).bind(5, max_ts).run());
       }
     }
     SH_META_CHECK(txn.commit());
@@ -946,6 +962,27 @@ class sqlite_store final : public metadata_store {
     return with_reader([&](connection& c) { return lease_of(c, name); });
   }
 
+  mresult<std::optional<index_entry>> find_by_timestamp(const std::string& topic, int32_t partition,
+                                                        int64_t timestamp) override {
+    return with_reader([&](connection& c) -> mresult<std::optional<index_entry>> {
+      SH_META_TRY(txn, transaction::begin(c, false));
+      (void)txn;
+      int64_t key = 0;
+      {
+        SH_META_TRY(q, c.prepare(k_select_partition_by_name));
+        SH_META_TRY(row, q.bind(1, topic).bind(2, partition).step());
+        if (!row) return not_found(topic, partition);
+        key = q.i64(0);
+      }
+      SH_META_TRY(q, c.prepare(k_select_by_timestamp));
+      SH_META_TRY(row, q.bind(1, key).bind(2, partition).bind(3, timestamp).step());
+      if (!row) return std::optional<index_entry>();
+      return std::optional<index_entry>(index_entry{q.i64(0), q.i64(1), q.i64(2), q.i64(3),
+                                                    q.text(4), static_cast<uint64_t>(q.i64(5)),
+                                                    static_cast<uint64_t>(q.i64(6))});
+    });
+  }
+
   std::string describe() const override { return "sqlite:" + _options.path; }
 
  private:
@@ -1008,15 +1045,19 @@ class sqlite_store final : public metadata_store {
                              q.i64(6)};
   }
 
-  // (log start offset, high watermark); not_found when the topic (key < 0) or partition is
-  // unknown.
-  static mresult<std::pair<int64_t, int64_t>> partition_offsets_of(connection& c, int64_t key,
-                                                                   const std::string& topic,
-                                                                   int32_t partition) {
+  struct partition_row {
+    int64_t log_start;
+    int64_t high_watermark;
+    int64_t max_timestamp;
+  };
+
+  // not_found when the topic (key < 0) or partition is unknown.
+  static mresult<partition_row> partition_offsets_of(connection& c, int64_t key,
+                                                     const std::string& topic, int32_t partition) {
     if (key >= 0) {
       SH_META_TRY(q, c.prepare(k_select_partition_offsets));
       SH_META_TRY(row, q.bind(1, key).bind(2, partition).step());
-      if (row) return std::pair(q.i64(0), q.i64(1));
+      if (row) return partition_row{q.i64(0), q.i64(1), q.i64(2)};
     }
     return not_found(topic, partition);
   }

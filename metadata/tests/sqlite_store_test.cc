@@ -133,6 +133,18 @@ TEST(sqlite_store, read_index_uses_the_primary_key) {
       << plan;
   EXPECT_EQ(plan.find("TEMP B-TREE"), std::string::npos) << "no sort step: " << plan;
   EXPECT_EQ(plan.find("SCAN"), std::string::npos) << "no full scan: " << plan;
+
+  std::string by_time =
+      query_text(path,
+                 "EXPLAIN QUERY PLAN SELECT base_offset, last_offset, max_timestamp, record_count,"
+                 " object_key, byte_offset, byte_length FROM index_entries"
+                 " WHERE topic_key = ?1 AND partition = ?2 AND timestamp_watermark >= ?3"
+                 " ORDER BY timestamp_watermark, base_offset LIMIT 1");
+  EXPECT_NE(by_time.find("INDEX index_entries_time (topic_key=? AND partition=? AND "
+                         "timestamp_watermark>?)"),
+            std::string::npos)
+      << by_time;
+  EXPECT_EQ(by_time.find("TEMP B-TREE"), std::string::npos) << by_time;
 }
 
 }  // namespace

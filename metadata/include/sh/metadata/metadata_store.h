@@ -52,6 +52,7 @@ struct topic_info {
 struct partition_state {
   int64_t log_start_offset = 0;
   int64_t high_watermark = 0;
+  int64_t max_timestamp = -1;  // largest batch max timestamp ever committed (-1: none)
 };
 
 // One record batch inside a committed range. The producer fields are -1 for non-idempotent
@@ -288,6 +289,14 @@ class metadata_store {
   virtual mresult<void> release_lease(const std::string& name, const std::string& owner,
                                       int64_t epoch) = 0;
   virtual mresult<std::optional<lease>> get_lease(const std::string& name) = 0;
+
+  // ListOffsets by timestamp: the first index entry (in offset order) whose max_timestamp is
+  // >= `timestamp` -- the entry holding Kafka's answer, which the caller finds in its batches --
+  // or nullopt when there is none. For ListOffsets MAX_TIMESTAMP pass
+  // partition_state::max_timestamp. An index seek, not a scan. Errors: not_found.
+  virtual mresult<std::optional<index_entry>> find_by_timestamp(const std::string& topic,
+                                                                int32_t partition,
+                                                                int64_t timestamp) = 0;
 
   // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
   virtual std::string describe() const = 0;
