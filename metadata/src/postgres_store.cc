@@ -517,6 +517,28 @@ const statement k_set_lease_expiry{"sh_set_lease_expiry",
 // A write under a lease locks the lease row (shared) so a takeover waits for it to commit.
 const statement k_check_fence{"sh_check_fence",
                               "SELECT epoch FROM leases WHERE name = $1 FOR SHARE"};
+const statement k_register_broker{
+    "sh_register_broker",
+    "INSERT INTO brokers AS b (node_id, endpoints, rack, incarnation, registered_at_ms,"
+    " heartbeat_at_ms) VALUES ($1, $2, $3, $4, " SH_PG_NOW_MS ", " SH_PG_NOW_MS
+    ")"
+    " ON CONFLICT (node_id) DO UPDATE SET endpoints = excluded.endpoints, rack = excluded.rack,"
+    "  incarnation = excluded.incarnation,"
+    "  registered_at_ms = CASE WHEN b.incarnation = excluded.incarnation THEN b.registered_at_ms"
+    "   ELSE excluded.registered_at_ms END,"
+    "  heartbeat_at_ms = excluded.heartbeat_at_ms"
+    " WHERE b.incarnation = excluded.incarnation OR b.heartbeat_at_ms <= " SH_PG_NOW_MS
+    " - $5::bigint"
+    " RETURNING node_id, endpoints, rack, incarnation, registered_at_ms, heartbeat_at_ms"};
+const statement k_heartbeat_broker{"sh_heartbeat_broker",
+                                   "UPDATE brokers SET heartbeat_at_ms = " SH_PG_NOW_MS
+                                   " WHERE node_id = $1 AND incarnation = $2 RETURNING 1"};
+const statement k_delete_broker{
+    "sh_delete_broker", "DELETE FROM brokers WHERE node_id = $1 AND incarnation = $2 RETURNING 1"};
+const statement k_select_live_brokers{
+    "sh_select_live_brokers",
+    "SELECT node_id, endpoints, rack, incarnation, registered_at_ms, heartbeat_at_ms"
+    " FROM brokers WHERE heartbeat_at_ms >= " SH_PG_NOW_MS " - $1::bigint ORDER BY node_id"};
 #undef SH_PG_NOW_MS
 
 // One row with NULL entry columns when the partition exists but has no matching entries; no row
@@ -1166,6 +1188,43 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<broker_registration> register_broker(const broker_registration& broker,
+                                               int64_t session_timeout_ms) override {
+    SH_META_CHECK(validate_broker(broker, session_timeout_ms));
+    return with_conn([&](pg_conn& c) -> mresult<broker_registration> {
+      SH_META_TRY(r, c.query(k_register_broker, params()
+                                                    .add(broker.node_id)
+                                                    .add(broker.endpoints)
+                                                    .add(broker.rack)
+                                                    .add(broker.incarnation)
+                                                    .add(session_timeout_ms)));
+      if (r.rows() == 0) {
+        return make_error(errc::conflict, "node id " + std::to_string(broker.node_id) +
+                                              " is in use by a live broker");
+      }
+      return broker_from_row(r, 0);
+    });
+  }
+
+  mresult<void> heartbeat_broker(int32_t node_id, const std::string& incarnation) override {
+    SH_META_CHECK(validate_incarnation(node_id, incarnation));
+    return change_broker(k_heartbeat_broker, node_id, incarnation);
+  }
+
+  mresult<void> unregister_broker(int32_t node_id, const std::string& incarnation) override {
+    SH_META_CHECK(validate_incarnation(node_id, incarnation));
+    return change_broker(k_delete_broker, node_id, incarnation);
+  }
+
+  mresult<std::vector<broker_registration>> list_brokers(int64_t max_age_ms) override {
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<broker_registration>> {
+      SH_META_TRY(r, c.query(k_select_live_brokers, params().add(max_age_ms)));
+      std::vector<broker_registration> out;
+      for (int i = 0; i < r.rows(); ++i) out.push_back(broker_from_row(r, i));
+      return out;
+    });
+  }
+
   mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
                                int64_t ttl_ms) override {
     SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
@@ -1280,6 +1339,27 @@ class postgres_store final : public metadata_store {
       }
     }
     return true;
+  }
+
+  static broker_registration broker_from_row(const pg_result& r, int row) {
+    return broker_registration{static_cast<int32_t>(r.i64(row, 0)),
+                               r.text(row, 1),
+                               r.text(row, 2),
+                               r.text(row, 3),
+                               r.i64(row, 4),
+                               r.i64(row, 5)};
+  }
+
+  mresult<void> change_broker(const statement& stmt, int32_t node_id,
+                              const std::string& incarnation) {
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(r, c.query(stmt, params().add(node_id).add(incarnation)));
+      if (r.rows() == 0) {
+        return make_error(errc::fenced, "node id " + std::to_string(node_id) +
+                                            " is not registered to incarnation " + incarnation);
+      }
+      return {};
+    });
   }
 
   static lease lease_from_row(const pg_result& r, int row) {

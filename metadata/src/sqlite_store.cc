@@ -333,6 +333,22 @@ constexpr const char* k_mark_topic_deleted =
 constexpr const char* k_delete_topic_partitions = "DELETE FROM partitions WHERE topic_key = ?1";
 constexpr const char* k_delete_topic_configs = "DELETE FROM topic_configs WHERE topic_key = ?1";
 
+constexpr const char* k_select_broker =
+    "SELECT node_id, endpoints, rack, incarnation, registered_at_ms, heartbeat_at_ms"
+    " FROM brokers WHERE node_id = ?1";
+constexpr const char* k_upsert_broker =
+    "INSERT INTO brokers (node_id, endpoints, rack, incarnation, registered_at_ms,"
+    " heartbeat_at_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (node_id) DO UPDATE SET"
+    " endpoints = excluded.endpoints, rack = excluded.rack, incarnation = excluded.incarnation,"
+    " registered_at_ms = excluded.registered_at_ms, heartbeat_at_ms = excluded.heartbeat_at_ms";
+constexpr const char* k_heartbeat_broker =
+    "UPDATE brokers SET heartbeat_at_ms = ?3 WHERE node_id = ?1 AND incarnation = ?2";
+constexpr const char* k_delete_broker =
+    "DELETE FROM brokers WHERE node_id = ?1 AND incarnation = ?2";
+constexpr const char* k_select_live_brokers =
+    "SELECT node_id, endpoints, rack, incarnation, registered_at_ms, heartbeat_at_ms"
+    " FROM brokers WHERE heartbeat_at_ms >= ?1 ORDER BY node_id";
+
 constexpr const char* k_select_object_size =
     "SELECT object_size FROM objects WHERE object_key = ?1";
 constexpr const char* k_insert_object =
@@ -917,6 +933,63 @@ class sqlite_store final : public metadata_store {
     return txn.commit();
   }
 
+  mresult<broker_registration> register_broker(const broker_registration& broker,
+                                               int64_t session_timeout_ms) override {
+    SH_META_CHECK(validate_broker(broker, session_timeout_ms));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    int64_t now = now_ms();
+    broker_registration out = broker;
+    out.registered_at_ms = now;
+    out.heartbeat_at_ms = now;
+    {
+      SH_META_TRY(q, c.prepare(k_select_broker));
+      SH_META_TRY(row, q.bind(1, broker.node_id).step());
+      if (row) {
+        if (q.text(3) == broker.incarnation) {
+          out.registered_at_ms = q.i64(4);
+        } else if (q.i64(5) > now - session_timeout_ms) {
+          return make_error(errc::conflict, "node id " + std::to_string(broker.node_id) +
+                                                " is in use by a live broker (incarnation " +
+                                                q.text(3) + ")");
+        }
+      }
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_upsert_broker));
+      q.bind(1, out.node_id).bind(2, out.endpoints).bind(3, out.rack).bind(4, out.incarnation);
+      SH_META_CHECK(q.bind(5, out.registered_at_ms).bind(6, out.heartbeat_at_ms).run());
+    }
+    SH_META_CHECK(txn.commit());
+    return out;
+  }
+
+  mresult<void> heartbeat_broker(int32_t node_id, const std::string& incarnation) override {
+    SH_META_CHECK(validate_incarnation(node_id, incarnation));
+    return change_broker(k_heartbeat_broker, node_id, incarnation);
+  }
+
+  mresult<void> unregister_broker(int32_t node_id, const std::string& incarnation) override {
+    SH_META_CHECK(validate_incarnation(node_id, incarnation));
+    return change_broker(k_delete_broker, node_id, incarnation);
+  }
+
+  mresult<std::vector<broker_registration>> list_brokers(int64_t max_age_ms) override {
+    return with_reader([&](connection& c) -> mresult<std::vector<broker_registration>> {
+      SH_META_TRY(q, c.prepare(k_select_live_brokers));
+      q.bind(1, now_ms() - max_age_ms);
+      std::vector<broker_registration> out;
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        out.push_back(broker_registration{static_cast<int32_t>(q.i64(0)), q.text(1), q.text(2),
+                                          q.text(3), q.i64(4), q.i64(5)});
+      }
+      return out;
+    });
+  }
+
   mresult<lease> acquire_lease(const std::string& name, const std::string& owner,
                                int64_t ttl_ms) override {
     SH_META_CHECK(validate_lease_args(name, owner, ttl_ms));
@@ -1082,6 +1155,21 @@ class sqlite_store final : public metadata_store {
       }
     }
     return true;
+  }
+
+  // Runs a heartbeat or unregister statement; fenced when no row of that incarnation exists.
+  mresult<void> change_broker(const char* sql, int32_t node_id, const std::string& incarnation) {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(q, c.prepare(sql));
+    q.bind(1, node_id).bind(2, incarnation);
+    if (sql == k_heartbeat_broker) q.bind(3, now_ms());
+    SH_META_CHECK(q.run());
+    if (sqlite3_changes(c.db()) == 0) {
+      return make_error(errc::fenced, "node id " + std::to_string(node_id) +
+                                          " is not registered to incarnation " + incarnation);
+    }
+    return {};
   }
 
   static mresult<std::optional<lease>> lease_of(connection& c, const std::string& name) {

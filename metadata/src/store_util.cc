@@ -170,6 +170,28 @@ std::vector<size_t> last_offset_per_partition(const std::vector<group_offset>& o
   return out;
 }
 
+mresult<void> validate_incarnation(int32_t node_id, const std::string& incarnation) {
+  if (node_id < 0 || !valid_name(incarnation)) {
+    return make_error(errc::invalid_argument,
+                      "a broker needs a node id >= 0 and a 1..1024 character incarnation");
+  }
+  return {};
+}
+
+mresult<void> validate_broker(const broker_registration& broker, int64_t session_timeout_ms) {
+  SH_META_CHECK(validate_incarnation(broker.node_id, broker.incarnation));
+  constexpr size_t max_endpoints = 64 * 1024;
+  if (broker.endpoints.size() > max_endpoints || broker.rack.size() > max_name_length ||
+      broker.endpoints.find('\0') != std::string::npos ||
+      broker.rack.find('\0') != std::string::npos) {
+    return make_error(errc::invalid_argument, "malformed broker endpoints or rack");
+  }
+  if (session_timeout_ms < 1 || session_timeout_ms > max_lease_ttl_ms) {
+    return make_error(errc::invalid_argument, "session timeout out of range");
+  }
+  return {};
+}
+
 mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
                                   int64_t ttl_ms) {
   for (const std::string* s : {&name, &owner}) {

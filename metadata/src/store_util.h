@@ -51,6 +51,9 @@ mresult<void> validate_group_id(const std::string& group_id);
 // Indexes of `offsets` to store: the last entry of each (topic, partition).
 std::vector<size_t> last_offset_per_partition(const std::vector<group_offset>& offsets);
 
+mresult<void> validate_broker(const broker_registration& broker, int64_t session_timeout_ms);
+mresult<void> validate_incarnation(int32_t node_id, const std::string& incarnation);
+
 mresult<void> validate_lease_args(const std::string& name, const std::string& owner,
                                   int64_t ttl_ms);
 

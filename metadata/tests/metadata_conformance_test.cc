@@ -1092,6 +1092,81 @@ TEST_P(conformance, migration_backfills_timestamp_watermarks) {
   EXPECT_FALSE(r2->has_value()) << "the watermark stays at 300 after a smaller timestamp";
 }
 
+// ---- brokers ---------------------------------------------------------------------------------
+
+broker_registration broker_reg(int32_t node, std::string incarnation) {
+  broker_registration b;
+  b.node_id = node;
+  b.endpoints = "PLAINTEXT://host" + std::to_string(node) + ":9092";
+  b.rack = node % 2 == 0 ? "rack-a" : "";
+  b.incarnation = std::move(incarnation);
+  return b;
+}
+
+TEST_P(conformance, brokers_register_heartbeat_and_leave) {
+  auto none = store().list_brokers(60000);
+  ASSERT_TRUE(none) << none.message();
+  EXPECT_TRUE(none->empty());
+
+  auto b2 = store().register_broker(broker_reg(2, "inc-2a"), 10000);
+  ASSERT_TRUE(b2) << b2.message();
+  EXPECT_GT(b2->registered_at_ms, 0);
+  EXPECT_EQ(b2->heartbeat_at_ms, b2->registered_at_ms);
+  ASSERT_TRUE(store().register_broker(broker_reg(1, "inc-1a"), 10000));
+  auto live = store().list_brokers(60000);
+  ASSERT_TRUE(live);
+  ASSERT_EQ(live->size(), 2u);
+  EXPECT_EQ((*live)[0].node_id, 1);
+  EXPECT_EQ((*live)[1].node_id, 2);
+  EXPECT_EQ((*live)[1].endpoints, "PLAINTEXT://host2:9092");
+  EXPECT_EQ((*live)[1].rack, "rack-a");
+  EXPECT_EQ((*live)[1].incarnation, "inc-2a");
+
+  // A second process with the same node id is refused while the first is alive.
+  auto dup = store().register_broker(broker_reg(2, "inc-2b"), 10000);
+  ASSERT_FALSE(dup);
+  EXPECT_EQ(dup.code(), errc::conflict);
+  // The same process re-registering keeps its registration time.
+  auto again = store().register_broker(broker_reg(2, "inc-2a"), 10000);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->registered_at_ms, b2->registered_at_ms);
+
+  ASSERT_TRUE(store().heartbeat_broker(2, "inc-2a"));
+  auto wrong = store().heartbeat_broker(2, "inc-2b");
+  ASSERT_FALSE(wrong);
+  EXPECT_EQ(wrong.code(), errc::fenced);
+
+  // Silent brokers drop out of the live list; a restart with a new incarnation takes over.
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  ASSERT_TRUE(store().heartbeat_broker(1, "inc-1a"));
+  live = store().list_brokers(100);
+  ASSERT_TRUE(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].node_id, 1);
+  auto restarted = store().register_broker(broker_reg(2, "inc-2b"), 100);
+  ASSERT_TRUE(restarted) << restarted.message();
+  EXPECT_EQ(restarted->incarnation, "inc-2b");
+  auto zombie = store().heartbeat_broker(2, "inc-2a");
+  ASSERT_FALSE(zombie);
+  EXPECT_EQ(zombie.code(), errc::fenced);
+
+  ASSERT_TRUE(store().unregister_broker(1, "inc-1a"));
+  auto gone = store().unregister_broker(1, "inc-1a");
+  ASSERT_FALSE(gone);
+  EXPECT_EQ(gone.code(), errc::fenced);
+  live = store().list_brokers(60000);
+  ASSERT_TRUE(live);
+  ASSERT_EQ(live->size(), 1u);
+  EXPECT_EQ((*live)[0].node_id, 2);
+
+  auto bad = store().register_broker(broker_reg(-1, "x"), 1000);
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.code(), errc::invalid_argument);
+  auto bad_inc = store().register_broker(broker_reg(3, ""), 1000);
+  ASSERT_FALSE(bad_inc);
+  EXPECT_EQ(bad_inc.code(), errc::invalid_argument);
+}
+
 // ---- leases ------------------------------------------------------------------------------
 
 TEST_P(conformance, lease_lifecycle) {

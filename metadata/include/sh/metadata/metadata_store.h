@@ -166,6 +166,16 @@ struct producer_identity {
   int16_t producer_epoch = -1;
 };
 
+// A live broker process, for Metadata responses and the preferred-broker choice.
+struct broker_registration {
+  int32_t node_id = 0;
+  std::string endpoints;         // opaque to the store (e.g. the advertised listeners)
+  std::string rack;              // "" when none
+  std::string incarnation;       // unique per process start: tells a restart from a duplicate
+  int64_t registered_at_ms = 0;  // set by the store
+  int64_t heartbeat_at_ms = 0;   // set by the store
+};
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
@@ -271,6 +281,21 @@ class metadata_store {
   // Removes the group and its offsets. Errors: not_found, fenced.
   virtual mresult<void> delete_group(const std::string& group_id,
                                      const std::optional<lease_fence>& fence) = 0;
+
+  // ---- brokers ----
+  // Times are the database's clock, like leases.
+
+  // Registers (or refreshes) this broker process. Another incarnation of the same node id that
+  // heartbeated within session_timeout_ms is alive: conflict (two brokers share a node.id).
+  // Errors: invalid_argument, conflict.
+  virtual mresult<broker_registration> register_broker(const broker_registration& broker,
+                                                       int64_t session_timeout_ms) = 0;
+  // Errors: fenced (the node id now belongs to another incarnation, or was unregistered).
+  virtual mresult<void> heartbeat_broker(int32_t node_id, const std::string& incarnation) = 0;
+  // Graceful shutdown. Errors: fenced.
+  virtual mresult<void> unregister_broker(int32_t node_id, const std::string& incarnation) = 0;
+  // Brokers whose last heartbeat is at most max_age_ms old, ordered by node id.
+  virtual mresult<std::vector<broker_registration>> list_brokers(int64_t max_age_ms) = 0;
 
   // ---- leases ----
   // Lease times are the database's clock (PostgreSQL: the server's, so brokers' clocks don't
