@@ -60,7 +60,8 @@ def run(ctx):
              "kafka-python offsets_for_times on an empty partition")
     kc.close()
 
-    c = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": "compat-0003-unused"})
+    c = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": "compat-0003-unused",
+                  "enable.auto.commit": False})
     for target, (offset, _) in cases.items():
         got = c.offsets_for_times([TopicPartition(TOPIC, 0, target)], timeout=10)[0]
         check_eq((got.error, got.offset), (None, offset),

@@ -68,6 +68,7 @@ def run(ctx):
                      f"{topic}: CreateTimes read by kafka-python")
 
         c = Consumer({"bootstrap.servers": ctx.bootstrap, "group.id": "compat-0004-unused",
+                      "enable.auto.commit": False,
                       "enable.partition.eof": True, "check.crcs": True})
         c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         msgs = []

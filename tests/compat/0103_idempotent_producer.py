@@ -41,6 +41,7 @@ def produce(bootstrap, start, count):
 
 def read_all(bootstrap):
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "compat-0103-unused",
+                  "enable.auto.commit": False,
                   "enable.partition.eof": True, "check.crcs": True})
     c.assign([TopicPartition(TOPIC, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     out, eof = collections.defaultdict(list), set()
