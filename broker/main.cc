@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <string>
 
 #include "sh/broker/broker.h"
@@ -16,7 +17,9 @@ void usage(FILE* out) {
                "usage: streamhouse <command> [options]\n"
                "\n"
                "commands:\n"
-               "  broker --config FILE   run a Kafka-compatible broker\n"
+               "  broker --config FILE [--set key=value]...\n"
+               "                         run a Kafka-compatible broker; STREAMHOUSE_<KEY> env\n"
+               "                         vars (e.g. STREAMHOUSE_NODE_ID) and --set override FILE\n"
                "  version                print the version\n"
                "\n"
                "%s",
@@ -25,6 +28,7 @@ void usage(FILE* out) {
 
 int run_broker_command(int argc, char** argv) {
   std::string config_path;
+  std::map<std::string, std::string> overrides;
   for (int i = 2; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       usage(stdout);
@@ -32,6 +36,14 @@ int run_broker_command(int argc, char** argv) {
     }
     if (!std::strcmp(argv[i], "--config") && i + 1 < argc) {
       config_path = argv[++i];
+    } else if (!std::strcmp(argv[i], "--set") && i + 1 < argc) {
+      const std::string kv = argv[++i];
+      const auto eq = kv.find('=');
+      if (eq == std::string::npos) {
+        std::fprintf(stderr, "streamhouse broker: --set expects key=value, got '%s'\n", kv.c_str());
+        return 2;
+      }
+      overrides[kv.substr(0, eq)] = kv.substr(eq + 1);
     } else {
       std::fprintf(stderr, "streamhouse broker: unexpected argument '%s'\n", argv[i]);
       return 2;
@@ -41,7 +53,7 @@ int run_broker_command(int argc, char** argv) {
     std::fprintf(stderr, "streamhouse broker: --config FILE is required (see --help)\n");
     return 2;
   }
-  auto cfg = sh::broker::load_broker_config(config_path);
+  auto cfg = sh::broker::load_broker_config(config_path, overrides);
   if (!cfg) {
     std::fprintf(stderr, "streamhouse broker: %s\n", cfg.message().c_str());
     return 2;

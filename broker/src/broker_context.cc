@@ -11,6 +11,8 @@ broker_context::broker_context(broker_config c, std::shared_ptr<storage::object_
     : cfg(std::move(c)),
       store(std::move(s)),
       meta(std::move(m)),
+      cache(std::make_unique<storage::read_cache>(*store,
+                                                  static_cast<uint64_t>(cfg.read_cache_bytes))),
       blocking(static_cast<size_t>(cfg.num_blocking_threads)),
       topics(meta) {}
 

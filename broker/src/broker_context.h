@@ -18,6 +18,7 @@
 #include "sh/kafka/errors.h"
 #include "sh/metadata/metadata_store.h"
 #include "sh/storage/object_store.h"
+#include "sh/storage/read_cache.h"
 
 namespace sh::broker {
 
@@ -67,6 +68,7 @@ struct broker_context {
   broker_config cfg;
   std::shared_ptr<storage::object_store> store;
   std::shared_ptr<metadata::metadata_store> meta;
+  std::unique_ptr<storage::read_cache> cache;  // fetch reads go through it
   asio::thread_pool blocking;
   std::unique_ptr<ingest_writer> writer;
   topic_registry topics;

@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <cctype>
 #include <charconv>
+#include <cstdlib>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -77,6 +79,14 @@ const std::vector<config_key>& known_config_keys() {
        "local-directory store)."},
       {"message.max.bytes", "1048588", "Largest record batch accepted (after compression)."},
       {"log.level", "info", "trace, debug, info, warn, error."},
+      {"read.cache.bytes", "268435456", "Memory for cached object ranges on the fetch path."},
+      {"s3.endpoint", "",
+       "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for s3.region)."},
+      {"s3.region", "us-east-1", "S3 region used for signing."},
+      {"s3.access.key", "", "S3 access key (default: AWS_ACCESS_KEY_ID)."},
+      {"s3.secret.key", "", "S3 secret key (default: AWS_SECRET_ACCESS_KEY)."},
+      {"s3.path.style", "true",
+       "true: <endpoint>/<bucket>/<key>; false: virtual-hosted <bucket>.<host>."},
   };
   return keys;
 }
@@ -209,11 +219,30 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
     return make_error(config_errc::bad_value,
                       fmt::format("log.level={}: unknown level", c.log_level));
   }
+  SH_TRY_ASSIGN(c.read_cache_bytes, parse_int<int64_t>("read.cache.bytes", r.at("read.cache.bytes"),
+                                                       0, int64_t{1} << 42));
+  auto env_or = [](const std::string& v, const char* env) {
+    if (!v.empty()) return v;
+    const char* e = std::getenv(env);
+    return std::string(e ? e : "");
+  };
+  c.s3_endpoint = r.at("s3.endpoint");
+  c.s3_region = r.at("s3.region");
+  c.s3_access_key = env_or(r.at("s3.access.key"), "AWS_ACCESS_KEY_ID");
+  c.s3_secret_key = env_or(r.at("s3.secret.key"), "AWS_SECRET_ACCESS_KEY");
+  c.s3_session_token = env_or("", "AWS_SESSION_TOKEN");
+  SH_TRY_ASSIGN(c.s3_path_style, parse_bool("s3.path.style", r.at("s3.path.style")));
+  if (!local_store && (c.s3_access_key.empty() || c.s3_secret_key.empty())) {
+    return make_error(config_errc::bad_value,
+                      "storage.url is s3:// but no credentials: set s3.access.key and "
+                      "s3.secret.key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+  }
 #undef SH_TRY_ASSIGN
   return c;
 }
 
-config_result<broker_config> load_broker_config(const std::string& path) {
+config_result<broker_config> load_broker_config(
+    const std::string& path, const std::map<std::string, std::string>& overrides) {
   std::ifstream in(path);
   if (!in)
     return make_error(config_errc::io_error, fmt::format("cannot read config file {}", path));
@@ -221,6 +250,14 @@ config_result<broker_config> load_broker_config(const std::string& path) {
   ss << in.rdbuf();
   auto props = parse_properties(ss.str());
   if (!props) return make_error(props.code(), fmt::format("{}: {}", path, props.message()));
+  for (const auto& k : known_config_keys()) {
+    std::string env = "STREAMHOUSE_";
+    for (const char* ch = k.name; *ch; ++ch) {
+      env += *ch == '.' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(*ch)));
+    }
+    if (const char* v = std::getenv(env.c_str())) (*props)[k.name] = v;
+  }
+  for (const auto& [k, v] : overrides) (*props)[k] = v;
   auto cfg = make_broker_config(*props);
   if (!cfg) return make_error(cfg.code(), fmt::format("{}: {}", path, cfg.message()));
   return cfg;

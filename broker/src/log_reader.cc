@@ -31,8 +31,8 @@ partition_read read_partition(broker_context& ctx, const std::string& topic, int
     }
     if (entries->empty()) break;
     for (const auto& e : *entries) {
-      auto bytes = ctx.store->get_range(e.object_key, e.byte_offset, e.byte_length);
-      if (!bytes || bytes->size() != e.byte_length) {
+      auto bytes = ctx.cache->get_range(e.object_key, e.byte_offset, e.byte_length);
+      if (!bytes || (*bytes)->size() != e.byte_length) {
         spdlog::error("fetch {}-{}@{}: reading {} [{}+{}] failed: {}", topic, partition, offset,
                       e.object_key, e.byte_offset, e.byte_length,
                       bytes ? "short read" : bytes.message());
@@ -41,14 +41,16 @@ partition_read read_partition(broker_context& ctx, const std::string& topic, int
       }
       bool full = false;
       const bool whole = for_each_batch_in_range(
-          *bytes, e.base_offset, [&](std::span<uint8_t> batch, int64_t, int64_t last) {
+          **bytes, e.base_offset, [&](std::span<const uint8_t> batch, int64_t base, int64_t last) {
             if (last < offset) return true;
             const bool first = out.records.empty() && at_least_one;
             if (!first && static_cast<int64_t>(out.records.size() + batch.size()) > max_bytes) {
               full = true;
               return false;
             }
+            const size_t at = out.records.size();
             out.records.insert(out.records.end(), batch.begin(), batch.end());
+            patch_base_offset(out.records.data() + at, base);
             return true;
           });
       if (!whole) {

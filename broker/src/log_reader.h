@@ -21,11 +21,14 @@ struct partition_read {
 partition_read read_partition(broker_context& ctx, const std::string& topic, int32_t partition,
                               int64_t fetch_offset, int64_t max_bytes, bool at_least_one);
 
-// Walks the batches in `range` (a committed index entry's bytes, in order) assigning base
+// Walks the batches in `range` (a committed index entry's bytes, in order) computing their base
 // offsets from `base_offset`; calls fn(batch_bytes, batch_base, batch_last) until it returns
-// false. Returns false if the bytes are not a sequence of whole batches.
+// false. The bytes are not modified (they may be shared with the read cache): whoever copies a
+// batch out patches its baseOffset. Returns false if the bytes are not whole batches.
 template <class Fn>
-bool for_each_batch_in_range(std::span<uint8_t> range, int64_t base_offset, Fn&& fn);
+bool for_each_batch_in_range(std::span<const uint8_t> range, int64_t base_offset, Fn&& fn);
+// Writes a batch's baseOffset field (not covered by its CRC).
+void patch_base_offset(uint8_t* batch, int64_t base_offset);
 
 }  // namespace sh::broker
 

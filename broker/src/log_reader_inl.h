@@ -15,8 +15,12 @@ inline void store_be64(uint8_t* p, int64_t v) {
 }
 }  // namespace detail
 
+inline void patch_base_offset(uint8_t* batch, int64_t base_offset) {
+  detail::store_be64(batch, base_offset);
+}
+
 template <class Fn>
-bool for_each_batch_in_range(std::span<uint8_t> range, int64_t base_offset, Fn&& fn) {
+bool for_each_batch_in_range(std::span<const uint8_t> range, int64_t base_offset, Fn&& fn) {
   // Batch layout: baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1) crc(4)
   // attributes(2) lastOffsetDelta(4) ...; batchLength counts the bytes after itself.
   constexpr size_t last_offset_delta_at = 23;
@@ -31,7 +35,6 @@ bool for_each_batch_in_range(std::span<uint8_t> range, int64_t base_offset, Fn&&
     const size_t total = 12 + static_cast<size_t>(batch_length);
     const int32_t last_delta = detail::load_be32(range.data() + pos + last_offset_delta_at);
     if (last_delta < 0) return false;
-    detail::store_be64(range.data() + pos, next);
     const int64_t last = next + last_delta;
     if (!fn(range.subspan(pos, total), next, last)) return true;
     next = last + 1;

@@ -259,9 +259,24 @@ int run_broker(const broker_config& cfg) {
     spdlog::critical("cannot open metadata store {}: {}", cfg.metadata_url, meta.message());
     return 1;
   }
-  auto store = storage::open_object_store(cfg.storage_url);
+  storage::s3_options s3;
+  s3.endpoint = cfg.s3_endpoint;
+  s3.region = cfg.s3_region;
+  s3.access_key = cfg.s3_access_key;
+  s3.secret_key = cfg.s3_secret_key;
+  s3.session_token = cfg.s3_session_token;
+  s3.path_style = cfg.s3_path_style;
+  auto store = storage::open_object_store(cfg.storage_url, s3);
   if (!store) {
     spdlog::critical("cannot open object store {}: {}", cfg.storage_url, store.message());
+    return 1;
+  }
+  // Refuse to start unless the store is reachable, exists and accepts our signature.
+  if (auto probe = (*store)->probe(); !probe) {
+    spdlog::critical("object store {} is not usable: {}{}", cfg.storage_url, probe.message(),
+                     probe.code() == storage::errc::auth_failed
+                         ? " (wrong credentials: check s3.access.key / s3.secret.key)"
+                         : "");
     return 1;
   }
   broker_context ctx(cfg, std::shared_ptr<storage::object_store>(std::move(*store)),

@@ -19,9 +19,18 @@ TEST(config, defaults_use_embedded_stores_under_data_dir) {
 }
 
 TEST(config, s3_storage_defaults_to_longer_flush_interval) {
-  auto cfg = make_broker_config({{"storage.url", "s3://bucket/prefix"}});
+  auto cfg = make_broker_config(
+      {{"storage.url", "s3://bucket/prefix"}, {"s3.access.key", "a"}, {"s3.secret.key", "s"}});
   ASSERT_TRUE(cfg) << cfg.message();
   EXPECT_EQ(cfg->ingest_flush_ms, 250);
+}
+
+TEST(config, s3_without_credentials_is_refused_clearly) {
+  ::unsetenv("AWS_ACCESS_KEY_ID");
+  ::unsetenv("AWS_SECRET_ACCESS_KEY");
+  auto cfg = make_broker_config({{"storage.url", "s3://bucket/prefix"}});
+  ASSERT_FALSE(cfg);
+  EXPECT_NE(cfg.message().find("s3.access.key"), std::string::npos) << cfg.message();
 }
 
 TEST(config, unknown_keys_are_rejected_by_name) {

@@ -58,14 +58,14 @@ offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, i
     if (entries->empty()) break;
     for (const auto& e : *entries) {
       if (e.max_timestamp >= target) {
-        auto bytes = ctx.store->get_range(e.object_key, e.byte_offset, e.byte_length);
-        if (!bytes || bytes->size() != e.byte_length) {
+        auto bytes = ctx.cache->get_range(e.object_key, e.byte_offset, e.byte_length);
+        if (!bytes || (*bytes)->size() != e.byte_length) {
           out.error = kafka::error_code::kafka_storage_error;
           return out;
         }
         std::optional<offset_answer> found;
-        for_each_batch_in_range(*bytes, e.base_offset,
-                                [&](std::span<uint8_t> batch, int64_t base, int64_t last) {
+        for_each_batch_in_range(**bytes, e.base_offset,
+                                [&](std::span<const uint8_t> batch, int64_t base, int64_t last) {
                                   if (last < offset) return true;
                                   found = first_record_at_or_after(batch, base, offset, target);
                                   return !found.has_value();

@@ -46,6 +46,15 @@ struct broker_config {
   int64_t ingest_flush_ms = 250;
   int64_t message_max_bytes = 1048588;
   std::string log_level = "info";
+  int64_t read_cache_bytes = 256 * 1024 * 1024;
+  // storage.url=s3://bucket/prefix: how to reach the service. Credentials fall back to
+  // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
+  std::string s3_endpoint;
+  std::string s3_region = "us-east-1";
+  std::string s3_access_key;
+  std::string s3_secret_key;
+  std::string s3_session_token;
+  bool s3_path_style = true;
   // Every key as given (after defaults), so later issues can read new keys without plumbing.
   std::map<std::string, std::string> raw;
 };
@@ -54,7 +63,10 @@ struct broker_config {
 config_result<std::map<std::string, std::string>> parse_properties(const std::string& text);
 // Validates keys and values, applies defaults. Unknown keys are an error naming all of them.
 config_result<broker_config> make_broker_config(const std::map<std::string, std::string>& props);
-config_result<broker_config> load_broker_config(const std::string& path);
+// Reads the file, then applies overrides: environment variables STREAMHOUSE_<KEY> (upper case,
+// dots as underscores, e.g. STREAMHOUSE_NODE_ID) for known keys, then `overrides` (--set k=v).
+config_result<broker_config> load_broker_config(
+    const std::string& path, const std::map<std::string, std::string>& overrides = {});
 config_result<listener> parse_listener(const std::string& spec);
 
 }  // namespace sh::broker
