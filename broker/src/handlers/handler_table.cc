@@ -18,6 +18,7 @@ const std::vector<api_handler>& handler_table() {
         {3, 0, 12, &handle_metadata},       //
         {18, 0, 3, &handle_api_versions},   //
         {19, 0, 7, &handle_create_topics},  //
+        {22, 0, 4, &handle_init_producer_id},
     };
     for (auto extra : {group_handlers(), admin_handlers()})
       t.insert(t.end(), extra.begin(), extra.end());

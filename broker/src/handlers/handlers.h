@@ -65,6 +65,8 @@ awaitable<handler_response> handle_metadata(broker_context&, connection_state&, 
 awaitable<handler_response> handle_produce(broker_context&, connection_state&, const request&);
 awaitable<handler_response> handle_fetch(broker_context&, connection_state&, const request&);
 awaitable<handler_response> handle_list_offsets(broker_context&, connection_state&, const request&);
+awaitable<handler_response> handle_init_producer_id(broker_context&, connection_state&,
+                                                    const request&);
 awaitable<handler_response> handle_create_topics(broker_context&, connection_state&,
                                                  const request&);
 
