@@ -4,6 +4,9 @@
 #   kcat_roundtrip_test.sh STREAMHOUSE_BINARY
 #   kcat_roundtrip_test.sh --mock SH_MOCK_KAFKA_BINARY   # harness self-check against librdkafka's
 #                                                        # mock cluster (no restart: it is in-memory)
+#   kcat_roundtrip_test.sh --s3-postgres STREAMHOUSE_BINARY
+#       metadata in PostgreSQL and data in S3 (Swift), from tests/services/test-services.sh's
+#       PG_URL and S3_*; a bucket and a database of its own. Exits 77 (skipped) without them.
 #
 # 1. Starts `streamhouse broker --config F` on a free loopback port with a fresh data.dir.
 # 2. Creates a 4-partition topic (CreateTopics through kafka-python's admin client; if that fails,
@@ -32,15 +35,29 @@ TOPIC=roundtrip
 FORMAT='%p\t%o\t%K\t%k\t%S\t%s\t%T\t%h\n'
 
 MOCK=0
-if [[ ${1:-} == --mock ]]; then
-  MOCK=1
-  shift
-fi
+REMOTE=0
+case ${1:-} in
+  --mock) MOCK=1 && shift ;;
+  --s3-postgres) REMOTE=1 && shift ;;
+esac
 if (($# != 1)); then
-  echo "usage: $0 [--mock] BINARY" >&2
+  echo "usage: $0 [--mock | --s3-postgres] BINARY" >&2
   exit 2
 fi
 BIN=$1
+SKIP=77 # ctest's SKIP_RETURN_CODE for this test
+if ((REMOTE)); then
+  for v in S3_ENDPOINT S3_REGION S3_ACCESS_KEY S3_SECRET_KEY PG_URL; do
+    if [[ -z ${!v:-} ]]; then
+      echo "SKIP: $v is not set (run under tests/services/test-services.sh)"
+      exit "$SKIP"
+    fi
+  done
+  command -v psql >/dev/null || {
+    echo "FAIL: psql not found (postgresql-client)" >&2
+    exit 1
+  }
+fi
 # Checked before anything is created, so these failures are one clear line.
 if [[ ! -x $BIN ]]; then
   echo "FAIL: broker binary not found or not executable: $BIN (is the target built?)" >&2
@@ -55,6 +72,7 @@ done
 
 WORK=$(mktemp -d -t sh-kcat-roundtrip.XXXXXX)
 BROKER_PID=""
+PG_DB=""
 BROKER_LOGS=()
 STARTS=0
 BOOTSTRAP=""
@@ -75,6 +93,9 @@ cleanup() {
     timeout 15 tail --pid="$BROKER_PID" -f /dev/null
     kill -KILL "$BROKER_PID" 2>/dev/null
     wait "$BROKER_PID" 2>/dev/null
+  fi
+  if [[ -n $PG_DB ]]; then
+    timeout 30 psql "$PG_URL" -qAt -c "DROP DATABASE IF EXISTS $PG_DB" >/dev/null 2>&1
   fi
   if ((rc != 0)); then
     for l in "${BROKER_LOGS[@]}"; do
@@ -111,6 +132,32 @@ data.dir=$DATA
 num.partitions=$PARTITIONS
 auto.create.topics.enable=true
 EOF
+
+if ((REMOTE)); then
+  # A bucket and a database of its own: the services are shared by every test of the run.
+  suffix=$(basename "$WORK" | tr -dc 'a-zA-Z0-9' | tr '[:upper:]' '[:lower:]')
+  BUCKET=sh-it-$suffix
+  printf 'machine 127.0.0.1 login %s password %s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" \
+    >"$WORK/s3.netrc"
+  code=$(curl -s -m 20 -o "$WORK/bucket.out" -w '%{http_code}' -X PUT \
+    --aws-sigv4 "aws:amz:$S3_REGION:s3" --netrc-file "$WORK/s3.netrc" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$BUCKET" || true)
+  [[ $code == 200 ]] ||
+    fail "creating bucket $BUCKET at $S3_ENDPOINT: HTTP $code $(cat "$WORK/bucket.out")"
+  PG_DB=sh_it_$suffix
+  timeout 30 psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" \
+    >"$WORK/createdb.log" 2>&1 || fail "CREATE DATABASE $PG_DB: $(cat "$WORK/createdb.log")"
+  PG_DB_URL=${PG_URL%/*}/$PG_DB
+  cat >>"$CONFIG" <<EOF
+metadata.url=$PG_DB_URL
+storage.url=s3://$BUCKET/roundtrip
+s3.endpoint=$S3_ENDPOINT
+s3.region=$S3_REGION
+s3.access.key=$S3_ACCESS_KEY
+s3.secret.key=$S3_SECRET_KEY
+EOF
+  log "backends: metadata $PG_DB_URL, storage s3://$BUCKET/roundtrip at $S3_ENDPOINT"
+fi
 
 # Starts the broker (or the mock) and waits until it accepts connections.
 start_broker() {
