@@ -1,5 +1,9 @@
 #include <spdlog/spdlog.h>
 
+#include <chrono>
+#include <cstdlib>
+#include <deque>
+
 #include "handlers.h"
 #include "sh/kafka/messages/produce_request.h"
 #include "sh/kafka/messages/produce_response.h"
@@ -39,6 +43,29 @@ class produce_turn {
   bool _released = false;
 };
 
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string topic_config(const metadata::topic_info& info, const std::string& key) {
+  auto it = info.configs.find(key);
+  return it == info.configs.end() ? std::string() : it->second;
+}
+
+// message.timestamp.type=LogAppendTime: the broker stamps the batch (timestamp type bit and max
+// timestamp, as Kafka does) and re-computes its CRC; the stored bytes are the stamped copy.
+std::vector<uint8_t> stamp_log_append_time(std::span<const uint8_t> batch, int64_t now) {
+  std::vector<uint8_t> out(batch.begin(), batch.end());
+  auto header = kafka::parse_batch_header(out);
+  header->attributes = static_cast<int16_t>(header->attributes | 0x08);
+  header->max_timestamp = now;
+  kafka::write_batch_header(*header, out);
+  kafka::update_batch_crc(out);
+  return out;
+}
+
 struct partition_slot {
   size_t topic_index;
   size_t partition_index;
@@ -59,6 +86,8 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
   if (!in.decode(r, req.api_version)) co_return malformed_request(req, "Produce body");
 
   kafka::produce_response resp;
+  const int64_t append_time = now_ms();
+  std::deque<std::vector<uint8_t>> rewritten;  // stamped copies; appends point into them
   std::vector<append_batch> appends;
   std::vector<partition_slot> slots;
   for (size_t ti = 0; ti < in.topic_data.size(); ++ti) {
@@ -92,8 +121,16 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
           }
         }
       }
+      int64_t max_bytes = ctx.cfg.message_max_bytes;
+      bool log_append_time = false;
+      if (info) {
+        if (auto v = topic_config(*info, "max.message.bytes"); !v.empty()) {
+          max_bytes = std::strtoll(v.c_str(), nullptr, 10);
+        }
+        log_append_time = topic_config(*info, "message.timestamp.type") == "LogAppendTime";
+      }
       for (const auto& b : batches) {
-        if (static_cast<int64_t>(b.bytes.size()) > ctx.cfg.message_max_bytes) {
+        if (static_cast<int64_t>(b.bytes.size()) > max_bytes) {
           err = error_code::message_too_large;
           break;
         }
@@ -104,14 +141,18 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
         continue;
       }
       partition_slot slot{ti, tr.partition_responses.size(), appends.size(), batches.size()};
+      if (log_append_time) pr.log_append_time_ms = append_time;
       for (const auto& b : batches) {
         append_batch a;
         a.topic = topic.name;
         a.partition = part.index;
         a.bytes = b.bytes;
+        if (log_append_time) {
+          a.bytes = rewritten.emplace_back(stamp_log_append_time(b.bytes, append_time));
+        }
         a.offset_count = b.header.last_offset_delta + 1;
         a.first_timestamp = b.header.base_timestamp;
-        a.max_timestamp = b.header.max_timestamp;
+        a.max_timestamp = log_append_time ? append_time : b.header.max_timestamp;
         a.producer_id = b.header.producer_id;
         a.producer_epoch = b.header.producer_epoch;
         a.base_sequence = b.header.base_sequence;
