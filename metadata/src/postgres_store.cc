@@ -13,7 +13,9 @@
 #include "postgres_store.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <limits>
@@ -490,6 +492,8 @@ const statement k_delete_topic_partitions{"sh_delete_topic_partitions",
 const statement k_delete_topic_configs{"sh_delete_topic_configs",
                                        "DELETE FROM topic_configs WHERE topic_key = $1"};
 
+const statement k_notify{"sh_notify", "SELECT pg_notify($1, $2)"};
+
 // Lease times come from the server's clock, so brokers' clocks don't matter.
 #define SH_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 const statement k_select_lease{
@@ -603,11 +607,16 @@ mresult<void> migrate(pg_conn& conn) {
 
 class postgres_store final : public metadata_store {
  public:
-  postgres_store(postgres_options options, std::unique_ptr<pg_conn> first, std::string description)
-      : _options(std::move(options)), _description(std::move(description)) {
+  postgres_store(postgres_options options, std::unique_ptr<pg_conn> first, std::string description,
+                 std::string channel)
+      : _options(std::move(options)),
+        _description(std::move(description)),
+        _channel(std::move(channel)) {
     _idle.push_back(std::move(first));
     _open = 1;
   }
+
+  ~postgres_store() override { stop_listener(); }
 
   mresult<topic_info> create_topic(const std::string& name, int32_t partitions,
                                    const std::map<std::string, std::string>& configs) override {
@@ -858,6 +867,11 @@ class postgres_store final : public metadata_store {
             params().add(int_array(hk)).add(int_array(hp)).add(int_array(hw)).add(int_array(hm))));
       }
       SH_META_CHECK(save_producers(c, producers, touched_producers));
+      std::vector<partition_change> changes;
+      for (const auto& [id, p] : partitions) {
+        if (p.touched) changes.push_back({id.first, id.second, p.next_offset});
+      }
+      SH_META_CHECK(send_notifications(c, changes));
       SH_META_CHECK(txn.commit());
       return outcomes;
     });
@@ -1036,6 +1050,11 @@ class postgres_store final : public metadata_store {
                                               .add(commit.fence ? commit.fence->epoch : int64_t{0})
                                               .add(now_ms())));
       }
+      std::vector<partition_change> changes;
+      for (const auto& [id, p] : partitions) {
+        if (p.touched) changes.push_back({id.first, id.second, p.next_offset});
+      }
+      SH_META_CHECK(send_notifications(c, changes));
       return txn.commit();
     });
   }
@@ -1271,6 +1290,22 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<void> set_commit_listener(commit_listener listener) override {
+    stop_listener();
+    if (!listener) return {};
+    {
+      std::lock_guard lock(_listener_mu);
+      _listener = std::make_shared<commit_listener>(std::move(listener));
+    }
+    // Connect once here so that a bad configuration is reported to the caller; later losses are
+    // retried by the thread (and reported as resync).
+    SH_META_TRY(conn, listen_connection());
+    _listening = true;
+    _listener_thread =
+        std::thread([this, c = std::move(conn)]() mutable { listen_loop(std::move(c)); });
+    return {};
+  }
+
   std::string describe() const override { return _description; }
 
  private:
@@ -1310,6 +1345,101 @@ class postgres_store final : public metadata_store {
       }
     }
     return outcomes;
+  }
+
+  // NOTIFY payloads are limited to 8000 bytes: "topic partition hwm" lines, in as many
+  // notifications as needed. Sent inside the commit's transaction, so delivered at commit.
+  mresult<void> send_notifications(pg_conn& c, const std::vector<partition_change>& changes) {
+    std::string payload;
+    auto flush = [&]() -> mresult<void> {
+      if (payload.empty()) return {};
+      SH_META_CHECK(c.query(k_notify, params().add(_channel).add(payload)));
+      payload.clear();
+      return {};
+    };
+    for (const partition_change& ch : changes) {
+      std::string line = ch.topic;
+      line.append(" ").append(std::to_string(ch.partition)).append(" ");
+      line.append(std::to_string(ch.high_watermark)).append("\n");
+      if (payload.size() + line.size() > 7900) SH_META_CHECK(flush());
+      payload += line;
+    }
+    return flush();
+  }
+
+  mresult<std::unique_ptr<pg_conn>> listen_connection() {
+    SH_META_TRY(conn, pg_conn::connect(_options));
+    std::string quoted;
+    for (char ch : _channel) quoted += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+    std::string sql = "LISTEN \"" + quoted + "\"";
+    SH_META_CHECK(conn->exec(sql.c_str(), "listen"));
+    return std::move(conn);
+  }
+
+  static std::vector<partition_change> parse_notification(std::string_view payload) {
+    std::vector<partition_change> out;
+    while (!payload.empty()) {
+      size_t end = payload.find('\n');
+      std::string_view line = payload.substr(0, end);
+      payload = end == std::string_view::npos ? std::string_view() : payload.substr(end + 1);
+      size_t a = line.find(' ');
+      size_t b = a == std::string_view::npos ? a : line.find(' ', a + 1);
+      if (b == std::string_view::npos) continue;
+      partition_change ch;
+      ch.topic = std::string(line.substr(0, a));
+      ch.partition =
+          static_cast<int32_t>(parse_i64(std::string(line.substr(a + 1, b - a - 1)).c_str()));
+      ch.high_watermark = parse_i64(std::string(line.substr(b + 1)).c_str());
+      out.push_back(std::move(ch));
+    }
+    return out;
+  }
+
+  void deliver(const std::vector<partition_change>& changes, bool resync) {
+    std::shared_ptr<commit_listener> listener;
+    {
+      std::lock_guard lock(_listener_mu);
+      listener = _listener;
+    }
+    if (listener) (*listener)(changes, resync);
+  }
+
+  // The listener thread: waits on the LISTEN connection's socket (waking every 100 ms to check
+  // for stop), reconnecting with backoff when the connection is lost.
+  void listen_loop(std::unique_ptr<pg_conn> conn) {
+    int attempt = 0;
+    while (_listening.load()) {
+      if (!conn) {
+        auto fresh = listen_connection();
+        if (!fresh) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(std::min(100 << attempt, 2000)));
+          attempt = std::min(attempt + 1, 5);
+          continue;
+        }
+        conn = std::move(*fresh);
+        attempt = 0;
+        deliver({}, true);  // anything committed while we were away was missed
+      }
+      pollfd pfd{PQsocket(conn->raw()), POLLIN, 0};
+      int ready = poll(&pfd, 1, 100);
+      if (ready < 0) continue;
+      if (PQconsumeInput(conn->raw()) == 0 || conn->broken()) {
+        conn.reset();
+        continue;
+      }
+      while (PGnotify* n = PQnotifies(conn->raw())) {
+        auto changes = parse_notification(n->extra != nullptr ? n->extra : "");
+        PQfreemem(n);
+        if (!changes.empty()) deliver(changes, false);
+      }
+    }
+  }
+
+  void stop_listener() {
+    _listening = false;
+    if (_listener_thread.joinable()) _listener_thread.join();
+    std::lock_guard lock(_listener_mu);
+    _listener.reset();
   }
 
   static mirror_checkpoint checkpoint_from_row(const pg_result& r, int row) {
@@ -1519,7 +1649,12 @@ class postgres_store final : public metadata_store {
   std::mutex _mu;  // guards _idle and _open
   std::condition_variable _cv;
   std::vector<std::unique_ptr<pg_conn>> _idle;
-  int _open = 0;  // connections that exist (idle or in use)
+  int _open = 0;            // connections that exist (idle or in use)
+  std::string _channel;     // NOTIFY channel: one per schema, so stores in other schemas don't mix
+  std::mutex _listener_mu;  // guards _listener (copied out before each call)
+  std::shared_ptr<commit_listener> _listener;
+  std::atomic<bool> _listening{false};
+  std::thread _listener_thread;
 };
 
 }  // namespace
@@ -1540,8 +1675,16 @@ mresult<std::unique_ptr<metadata_store>> open_postgres_store(const postgres_opti
   std::string description = "postgresql://" + str(PQuser(conn->raw())) + "@" +
                             str(PQhost(conn->raw())) + ":" + str(PQport(conn->raw())) + "/" +
                             str(PQdb(conn->raw()));
+  PGresult* schema = PQexec(conn->raw(), "SELECT current_schema()");
+  std::string channel = "sh_commits";
+  if (PQresultStatus(schema) == PGRES_TUPLES_OK && PQntuples(schema) == 1) {
+    channel += ".";
+    channel += PQgetvalue(schema, 0, 0);
+  }
+  PQclear(schema);
+  channel = channel.substr(0, 63);  // identifiers are at most 63 bytes
   return std::unique_ptr<metadata_store>(
-      new postgres_store(options, std::move(conn), std::move(description)));
+      new postgres_store(options, std::move(conn), std::move(description), std::move(channel)));
 }
 
 }  // namespace sh::metadata::detail

@@ -595,7 +595,7 @@ class sqlite_store final : public metadata_store {
 
   mresult<std::vector<range_outcome>> commit_object(const object_commit& commit) override {
     SH_META_CHECK(validate_commit(commit));
-    std::lock_guard lock(_write_mu);
+    std::unique_lock lock(_write_mu);
     connection& c = *_writer;
     SH_META_TRY(txn, transaction::begin(c, true));
     {
@@ -615,6 +615,7 @@ class sqlite_store final : public metadata_store {
       SH_META_CHECK(q.bind(3, now_ms()).run());
     }
     std::vector<range_outcome> outcomes(commit.ranges.size());
+    std::map<std::pair<std::string, int32_t>, int64_t> changed;
     producer_states producers;
     std::set<producer_key> loaded_producers;
     std::set<producer_key> touched_producers;
@@ -672,9 +673,12 @@ class sqlite_store final : public metadata_store {
         SH_META_CHECK(q.bind(4, max_ts).run());
       }
       record_sequences(producers, touched_producers, topic_key, r, out.base_offset);
+      changed[std::pair(r.topic, r.partition)] = hwm + count;
     }
     SH_META_CHECK(save_producers(c, producers, touched_producers));
     SH_META_CHECK(txn.commit());
+    lock.unlock();  // a listener may call back into the store
+    notify(changed);
     return outcomes;
   }
 
@@ -716,7 +720,7 @@ class sqlite_store final : public metadata_store {
 
   mresult<void> commit_mirror_object(const mirror_commit& commit) override {
     SH_META_CHECK(validate_mirror_commit(commit));
-    std::lock_guard lock(_write_mu);
+    std::unique_lock lock(_write_mu);
     connection& c = *_writer;
     SH_META_TRY(txn, transaction::begin(c, true));
     if (commit.fence) SH_META_CHECK(check_fence(c, *commit.fence));
@@ -745,6 +749,7 @@ class sqlite_store final : public metadata_store {
       const range_commit& rb = commit.ranges[b].range;
       return std::tie(ra.topic, ra.partition, a) < std::tie(rb.topic, rb.partition, b);
     });
+    std::map<std::pair<std::string, int32_t>, int64_t> changed;
     for (size_t idx : order) {
       const mirror_range& m = commit.ranges[idx];
       const range_commit& r = m.range;
@@ -770,6 +775,7 @@ class sqlite_store final : public metadata_store {
       SH_META_TRY(q, c.prepare(k_update_partition_offsets));
       q.bind(1, key).bind(2, r.partition).bind(3, log_start == hwm ? m.base_offset : log_start);
       SH_META_CHECK(q.bind(4, m.last_offset + 1).bind(5, watermark).run());
+      changed[std::pair(r.topic, r.partition)] = m.last_offset + 1;
     }
     int64_t now = now_ms();
     for (const mirror_checkpoint& cp : commit.checkpoints) {
@@ -787,9 +793,12 @@ class sqlite_store final : public metadata_store {
         q.bind(1, key).bind(2, cp.partition);
         q.bind(3, log_start == hwm ? cp.next_source_offset : log_start);
         SH_META_CHECK(q.bind(4, cp.next_source_offset).bind(5, max_ts).run());
+        changed[std::pair(cp.topic, cp.partition)] = cp.next_source_offset;
       }
     }
     SH_META_CHECK(txn.commit());
+    lock.unlock();  // a listener may call back into the store
+    notify(changed);
     return {};
   }
 
@@ -1056,6 +1065,12 @@ class sqlite_store final : public metadata_store {
     });
   }
 
+  mresult<void> set_commit_listener(commit_listener listener) override {
+    std::lock_guard lock(_listener_mu);
+    _listener = listener ? std::make_shared<commit_listener>(std::move(listener)) : nullptr;
+    return {};
+  }
+
   std::string describe() const override { return "sqlite:" + _options.path; }
 
  private:
@@ -1275,6 +1290,21 @@ class sqlite_store final : public metadata_store {
     return {};
   }
 
+  // Called after a commit, outside the write lock.
+  void notify(const std::map<std::pair<std::string, int32_t>, int64_t>& changed) {
+    if (changed.empty()) return;
+    std::shared_ptr<commit_listener> listener;
+    {
+      std::lock_guard lock(_listener_mu);
+      listener = _listener;
+    }
+    if (!listener) return;
+    std::vector<partition_change> changes;
+    changes.reserve(changed.size());
+    for (const auto& [key, hwm] : changed) changes.push_back({key.first, key.second, hwm});
+    (*listener)(changes, false);
+  }
+
   // Runs f(connection&) on a pooled reader connection (or on the writer when there is no pool).
   template <class F>
   auto with_reader(F&& f) -> decltype(f(std::declval<connection&>())) {
@@ -1322,6 +1352,8 @@ class sqlite_store final : public metadata_store {
   std::condition_variable _pool_cv;
   std::vector<std::unique_ptr<connection>> _idle;
   int _open_readers = 0;
+  std::mutex _listener_mu;  // guards _listener (copied out before each call)
+  std::shared_ptr<commit_listener> _listener;
 };
 
 }  // namespace

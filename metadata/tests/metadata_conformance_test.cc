@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <map>
+#include <mutex>
 #include <random>
 #include <set>
 #include <thread>
@@ -1165,6 +1167,96 @@ TEST_P(conformance, brokers_register_heartbeat_and_leave) {
   auto bad_inc = store().register_broker(broker_reg(3, ""), 1000);
   ASSERT_FALSE(bad_inc);
   EXPECT_EQ(bad_inc.code(), errc::invalid_argument);
+}
+
+// ---- commit notifications ----------------------------------------------------------------------
+
+// Collects notifications; wait_for() blocks until a predicate over the latest high watermarks
+// holds (notifications for PostgreSQL arrive on another thread).
+class change_collector {
+ public:
+  commit_listener listener() {
+    return [this](const std::vector<partition_change>& changes, bool resync) {
+      std::lock_guard lock(_mu);
+      if (resync) ++_resyncs;
+      for (const auto& c : changes) {
+        auto& h = _hwm[std::pair(c.topic, c.partition)];
+        h = std::max(h, c.high_watermark);
+        ++_count;
+      }
+      _cv.notify_all();
+    };
+  }
+  bool wait_for(const std::string& topic, int32_t partition, int64_t hwm) {
+    std::unique_lock lock(_mu);
+    return _cv.wait_for(lock, std::chrono::seconds(10), [&] {
+      auto it = _hwm.find(std::pair(topic, partition));
+      return it != _hwm.end() && it->second >= hwm;
+    });
+  }
+  int count() {
+    std::lock_guard lock(_mu);
+    return _count;
+  }
+  int resyncs() {
+    std::lock_guard lock(_mu);
+    return _resyncs;
+  }
+  bool wait_for_resync() {
+    std::unique_lock lock(_mu);
+    return _cv.wait_for(lock, std::chrono::seconds(10), [&] { return _resyncs > 0; });
+  }
+
+ private:
+  std::mutex _mu;
+  std::condition_variable _cv;
+  std::map<std::pair<std::string, int32_t>, int64_t> _hwm;
+  int _count = 0;
+  int _resyncs = 0;
+};
+
+TEST_P(conformance, commit_listener_sees_commits) {
+  create("n", 2);
+  change_collector seen;
+  ASSERT_TRUE(store().set_commit_listener(seen.listener()));
+  commit_ok(
+      object("o1", 20, {range("n", 0, 0, 10, {batch(3)}), range("n", 1, 10, 10, {batch(2)})}));
+  commit_ok(object("o2", 10, {range("n", 0, 0, 10, {batch(1)})}));
+  EXPECT_TRUE(seen.wait_for("n", 0, 4));
+  EXPECT_TRUE(seen.wait_for("n", 1, 2));
+  ASSERT_TRUE(store().commit_mirror_object(
+      mobject("mo", {mrange("n", 1, 0, 10, 14, {batch(5)})}, {checkpoint("s", 0, "n", 1, 20)})));
+  EXPECT_TRUE(seen.wait_for("n", 1, 20));
+  // Unknown partitions and refused ranges notify nothing.
+  int before = seen.count();
+  commit_ok(object("o3", 10, {range("nope", 0, 0, 10, {batch(1)})}));
+  // Stop: later commits are not delivered.
+  ASSERT_TRUE(store().set_commit_listener(nullptr));
+  commit_ok(object("o4", 10, {range("n", 0, 0, 10, {batch(1)})}));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(seen.count(), before);
+  EXPECT_EQ(seen.resyncs(), 0);
+}
+
+// A listener may read the store from inside the callback.
+TEST_P(conformance, commit_listener_may_call_the_store) {
+  create("n", 1);
+  std::mutex mu;
+  std::condition_variable cv;
+  int64_t read_hwm = -1;
+  ASSERT_TRUE(store().set_commit_listener([&](const std::vector<partition_change>& changes, bool) {
+    if (changes.empty()) return;
+    auto p = store().get_partition("n", 0);
+    std::lock_guard lock(mu);
+    read_hwm = p ? p->high_watermark : -2;
+    cv.notify_all();
+  }));
+  commit_ok(object("o1", 10, {range("n", 0, 0, 10, {batch(3)})}));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return read_hwm >= 0; }));
+  EXPECT_EQ(read_hwm, 3);
+  lock.unlock();
+  ASSERT_TRUE(store().set_commit_listener(nullptr));
 }
 
 // ---- leases ------------------------------------------------------------------------------

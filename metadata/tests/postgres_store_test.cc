@@ -5,8 +5,11 @@
 #include <libpq-fe.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdlib>
 #include <map>
+#include <mutex>
 #include <random>
 #include <thread>
 
@@ -159,6 +162,68 @@ TEST_F(postgres_store, brokers_commit_the_same_partitions_without_deadlock) {
     }
     EXPECT_EQ(next, s->high_watermark);
   }
+}
+
+// Brokers learn about each other's commits (LISTEN/NOTIFY), and a listener that lost its
+// connection reconnects and says so (resync), since notifications may have been missed.
+TEST_F(postgres_store, commits_are_notified_across_brokers) {
+  auto a = open();
+  auto b = open();
+  ASSERT_TRUE(a && b);
+  ASSERT_TRUE(a->create_topic("n", 2, {}));
+  std::mutex mu;
+  std::condition_variable cv;
+  std::map<int32_t, int64_t> hwm;
+  int resyncs = 0;
+  ASSERT_TRUE(
+      b->set_commit_listener([&](const std::vector<partition_change>& changes, bool resync) {
+        std::lock_guard lock(mu);
+        if (resync) ++resyncs;
+        for (const auto& c : changes)
+          hwm[c.partition] = std::max(hwm[c.partition], c.high_watermark);
+        cv.notify_all();
+      }));
+  ASSERT_TRUE(a->commit_object(one_range("o1", "n", 1, 4)));
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return hwm[1] == 4; }));
+  }
+
+  std::string url = _harness->url();
+  std::string app = url.substr(url.find("sh_test_"), 24);
+  _harness->query_int(
+      "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = '" +
+      app + "'");
+  {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return resyncs > 0; }));
+  }
+  ASSERT_TRUE(a->commit_object(one_range("o2", "n", 1, 2)));
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return hwm[1] == 6; }));
+}
+
+// Stores in different schemas (e.g. two clusters on one server) don't hear each other.
+TEST_F(postgres_store, notifications_stay_within_a_schema) {
+  auto other_harness = make_postgres_harness();
+  auto other = other_harness->open();
+  ASSERT_TRUE(other) << other.message();
+  auto mine = open();
+  ASSERT_TRUE(mine);
+  ASSERT_TRUE(mine->create_topic("n", 1, {}));
+  ASSERT_TRUE((*other)->create_topic("n", 1, {}));
+  std::atomic<int> heard{0};
+  ASSERT_TRUE((*other)->set_commit_listener(
+      [&](const std::vector<partition_change>& changes, bool) { heard += changes.size(); }));
+  ASSERT_TRUE(mine->commit_object(one_range("o1", "n", 0, 1)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(heard.load(), 0);
+  ASSERT_TRUE((*other)->commit_object(one_range("o1", "n", 0, 1)));
+  for (int i = 0; i < 100 && heard.load() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(heard.load(), 1);
+  (*other).reset();
 }
 
 TEST_F(postgres_store, describe_never_shows_the_password) {

@@ -9,6 +9,7 @@
 // may be in flight at that point.
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -176,6 +177,18 @@ struct broker_registration {
   int64_t heartbeat_at_ms = 0;   // set by the store
 };
 
+// A partition whose high watermark a commit advanced.
+struct partition_change {
+  std::string topic;
+  int32_t partition = 0;
+  int64_t high_watermark = 0;
+};
+
+// Receives commit notifications. `resync`: notifications may have been lost (the PostgreSQL
+// listener reconnected), so re-read whatever is cached; `changes` is then empty.
+using commit_listener =
+    std::function<void(const std::vector<partition_change>& changes, bool resync)>;
+
 // Limits enforced by every implementation (Kafka's own limits where Kafka has one).
 inline constexpr size_t max_topic_name_length = 249;
 inline constexpr int32_t max_partition_count = 100000;
@@ -322,6 +335,16 @@ class metadata_store {
   virtual mresult<std::optional<index_entry>> find_by_timestamp(const std::string& topic,
                                                                 int32_t partition,
                                                                 int64_t timestamp) = 0;
+
+  // Commit notifications for caches and long-polling fetches: after every commit_object and
+  // commit_mirror_object that advanced high watermarks -- by this store for SQLite (on the
+  // committing thread, after the commit), by any broker for PostgreSQL (LISTEN/NOTIFY, on a thread
+  // the store owns, so this broker's own commits arrive that way too). One listener per store;
+  // setting another replaces it, an empty function stops delivery. Notifications may repeat,
+  // arrive late or out of order, and (SQLite) from several committing threads at once: a listener
+  // keeps the largest high watermark it saw. It should be quick (post work elsewhere) and must
+  // not throw.
+  virtual mresult<void> set_commit_listener(commit_listener listener) = 0;
 
   // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
   virtual std::string describe() const = 0;
