@@ -63,6 +63,7 @@ class connection : public std::enable_shared_from_this<connection> {
     auto self = shared_from_this();
     asio::co_spawn(_socket.get_executor(), reader(self), asio::detached);
     asio::co_spawn(_socket.get_executor(), writer(self), asio::detached);
+    asio::co_spawn(_socket.get_executor(), idle_watchdog(self), asio::detached);
   }
 
  private:
@@ -94,6 +95,7 @@ class connection : public std::enable_shared_from_this<connection> {
         co_await asio::async_read(_socket, asio::buffer(req.frame),
                                   asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;
+        _last_activity = std::chrono::steady_clock::now();
         if (!dispatch(self, std::move(req))) break;
       }
     } catch (const std::exception& e) {
@@ -202,6 +204,25 @@ class connection : public std::enable_shared_from_this<connection> {
     (void)self;
   }
 
+  // connections.max.idle.ms: a connection with no request for that long and nothing in flight
+  // is closed, as Kafka does.
+  awaitable<void> idle_watchdog(std::shared_ptr<connection> self) {
+    const auto idle = std::chrono::milliseconds(_ctx.cfg.connections_max_idle_ms);
+    asio::steady_timer timer(_socket.get_executor());
+    while (!_closed) {
+      timer.expires_after(std::min<std::chrono::milliseconds>(
+          idle / 2 + std::chrono::milliseconds(1), std::chrono::seconds(30)));
+      error_code ec;
+      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      if (_closed) break;
+      if (_pending.empty() && std::chrono::steady_clock::now() - _last_activity >= idle) {
+        spdlog::debug("{}: idle for {} ms; closing", _state.peer, idle.count());
+        close();
+      }
+    }
+    (void)self;
+  }
+
   void close() {
     if (_closed) return;
     _closed = true;
@@ -218,6 +239,7 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::steady_timer _wake_reader;
   std::deque<std::shared_ptr<pending_response>> _pending;
   connection_state _state;
+  std::chrono::steady_clock::time_point _last_activity = std::chrono::steady_clock::now();
   bool _closed = false;
 };
 
