@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 
+#include "sh/kafka/frame.h"
 #include "sh/kafka/messages/all.h"
 #include "sh/kafka/wire.h"
 
@@ -192,6 +193,51 @@ TEST(known_frames, trailing_bytes_are_tolerated_and_counted) {
   auto req = decode_message<metadata_request>(body, 1, &trailing);
   ASSERT_TRUE(req);
   EXPECT_EQ(trailing, 2u);
+}
+
+TEST(frame, parse_request_and_encode_frames) {
+  auto frame =
+      from_hex("000000240012000300000001000772646b61666b61000b6c696272646b61666b6106322e302e3200");
+  auto parsed = parse_request(std::span<const uint8_t>(frame).subspan(4));
+  ASSERT_TRUE(parsed) << parsed.message();
+  EXPECT_EQ(parsed->header_version, 2);
+  EXPECT_EQ(parsed->header.correlation_id, 1);
+  auto body = decode_message<api_versions_request>(parsed->body, 3);
+  ASSERT_TRUE(body);
+  EXPECT_EQ(encode_request_frame(parsed->header, *body), frame);
+
+  // ApiVersions answers with header v0 even at v3; Metadata v12 with header v1 (tag byte).
+  api_versions_response av;
+  auto out = encode_response_frame(7, 18, 3, av);
+  EXPECT_EQ(out, from_hex("0000000c"
+                          "00000007"
+                          "0000"
+                          "01"
+                          "00000000"
+                          "00"));
+  metadata_response md;
+  out = encode_response_frame(8, 3, 12, md);
+  EXPECT_EQ(std::vector<uint8_t>(out.begin(), out.begin() + 9), from_hex("00000011"
+                                                                         "00000008"
+                                                                         "00"));
+
+  // Unknown api keys still yield the correlation id (header v1).
+  auto unknown = from_hex(
+      "03e70000"
+      "0000002a"
+      "0001"
+      "78");
+  auto u = parse_request(unknown);
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->header.correlation_id, 42);
+  EXPECT_EQ(u->header_version, 1);
+  EXPECT_FALSE(parse_request(from_hex("0003")));
+  auto bad =
+      parse_request(from_hex("00030001"
+                             "0000002a"
+                             "7fff"));  // client id past the end
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.code(), decode_errc::truncated);
 }
 
 struct vector_case {
