@@ -165,12 +165,28 @@ void group_coordinator::lost(const std::string& group_id, int64_t epoch) {
 
 // ---- membership ----
 
+void group_coordinator::log_changes(const std::string& group_id, slot& s) {
+  const group& g = *s.g;
+  if (g.generation() == s.logged_generation && g.state() == s.logged_state) return;
+  if (g.generation() != s.logged_generation) {
+    spdlog::info("group {}: generation {} ({}, {} members, protocol {}, leader {})", group_id,
+                 g.generation(), group_state_name(g.state()), g.member_count(),
+                 g.protocol_name().value_or("-"), g.leader().empty() ? "-" : g.leader());
+  } else {
+    spdlog::debug("group {}: {} (generation {})", group_id, group_state_name(g.state()),
+                  g.generation());
+  }
+  s.logged_generation = g.generation();
+  s.logged_state = g.state();
+}
+
 void group_coordinator::join(const std::string& group_id, join_params p, join_callback done) {
   {
     std::lock_guard lk(_mu);
     const int64_t now = now_ms();
     if (slot* s = held_locked(group_id, now)) {
       s->g->join(std::move(p), now, std::move(done));
+      log_changes(group_id, *s);
       done = nullptr;
     }
   }
@@ -189,6 +205,7 @@ void group_coordinator::sync(const std::string& group_id, sync_params p, sync_ca
     const int64_t now = now_ms();
     if (slot* s = held_locked(group_id, now)) {
       s->g->sync(std::move(p), now, std::move(done));
+      log_changes(group_id, *s);
       done = nullptr;
     }
   }
@@ -221,6 +238,7 @@ kafka::error_code group_coordinator::leave(const std::string& group_id,
     slot* s = held_locked(group_id, now);
     if (!s) return error_code::not_coordinator;
     e = s->g->leave(member_id, instance_id, now);
+    log_changes(group_id, *s);
   }
   _wake_ticker.notify_one();
   return e;
@@ -304,7 +322,10 @@ void group_coordinator::ticker_loop() {
     const int64_t now = now_ms();
     int64_t next = now + 1000;
     for (auto& [id, s] : _slots) {
-      if (s.g->next_deadline() <= now) s.g->tick(now);
+      if (s.g->next_deadline() <= now) {
+        s.g->tick(now);
+        log_changes(id, s);
+      }
       next = std::min(next, s.g->next_deadline());
     }
     const auto wait = std::chrono::milliseconds(std::max<int64_t>(next - now, 1));

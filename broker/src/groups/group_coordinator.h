@@ -130,10 +130,14 @@ class group_coordinator {
     int64_t epoch = 0;
     int64_t valid_until = 0;  // local steady ms
     int64_t last_activity = 0;
+    int32_t logged_generation = 0;
+    group_state logged_state = group_state::empty;
   };
 
   static int64_t now_ms();
   slot* held_locked(const std::string& group_id, int64_t now);
+  // Logs generation changes (operators see each rebalance's outcome).
+  void log_changes(const std::string& group_id, slot& s);
   void ticker_loop();
   void lease_loop();
   void renew_all();
