@@ -157,6 +157,7 @@ class Context:
     def __init__(self, broker, mock):
         self.broker = broker
         self.mock = mock
+        self.flags = []  # command-line arguments the harness does not know
 
     @property
     def bootstrap(self):
@@ -216,7 +217,7 @@ def _main(run, topics, time_limit, extra_config):
     g.add_argument("--broker", help="streamhouse binary")
     g.add_argument("--mock", help="sh_mock_kafka binary (harness self-check)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
-    args = ap.parse_args()
+    args, extra = ap.parse_known_args()  # the scenario's own flags stay in ctx.flags
     binary = args.broker or args.mock
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
         print(f"FAIL: broker binary not found or not executable: {binary} "
@@ -231,6 +232,7 @@ def _main(run, topics, time_limit, extra_config):
     try:
         broker.start()
         ctx = Context(broker, args.mock is not None)
+        ctx.flags = extra
         if topics:
             ctx.create_topics(topics)
         run(ctx)

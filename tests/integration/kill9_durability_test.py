@@ -8,7 +8,11 @@ acknowledgement named, with the same value; offsets must run 0..n-1 with no gap;
 were never acknowledged may be there or not (and, being retried without idempotence, may be
 there twice), but nothing else may be.
 
-  kill9_durability_test.py --broker STREAMHOUSE_BINARY
+With --idempotent the producer has enable.idempotence=true, and the broker must keep producer
+sequence state across the kills: then every record sent is there exactly once, in send order per
+partition.
+
+  kill9_durability_test.py --broker STREAMHOUSE_BINARY [--idempotent]
   kill9_durability_test.py --mock SH_MOCK_KAFKA_BINARY   # harness check: no kill (in-memory)
 """
 
@@ -43,9 +47,10 @@ def run(ctx):
         else:
             failed.append(str(err))
 
+    idempotent = "--idempotent" in ctx.flags
     producer = Producer({"bootstrap.servers": ctx.bootstrap, "acks": "all", "linger.ms": 5,
                          "message.timeout.ms": 60000, "retry.backoff.ms": 100,
-                         "reconnect.backoff.max.ms": 500})
+                         "reconnect.backoff.max.ms": 500, "enable.idempotence": idempotent})
 
     def produce_for(seconds):
         nonlocal sent
@@ -119,6 +124,14 @@ def run(ctx):
     stored_n = sum(map(len, stored.values()))
     log(f"read back {stored_n} records; {stored_n - len(acked)} beyond the acknowledged ones "
         "(unacknowledged retries)")
+    if idempotent:
+        for p, recs in stored.items():
+            want = [f"m{i}".encode() for i in range(p, sent, PARTITIONS)]
+            got = [v for _, v in recs]
+            if got != want:
+                extra = len(got) - len(set(got))
+                problems.append(f"idempotent: partition {p} holds {len(got)} records "
+                                f"({extra} duplicates), want the {len(want)} sent, in order")
     if problems:
         raise ScenarioError("; ".join(problems))
     log(f"all {len(acked)} acknowledged records intact after {KILLS} SIGKILLs")
