@@ -108,6 +108,13 @@ std::optional<metadata::lease_fence> group_coordinator::held_fence(const std::st
 
 coordinator_lookup group_coordinator::lookup_blocking(const std::string& group_id) {
   coordinator_lookup out;
+  {
+    std::lock_guard lk(_mu);
+    if (_stopping) {
+      out.error = error_code::coordinator_not_available;
+      return out;
+    }
+  }
   const int64_t before = now_ms();
   auto l = _ctx.meta->acquire_lease(lease_name(group_id), _ctx.instance_id, _options.lease_ttl_ms);
   if (!l) {
@@ -135,8 +142,11 @@ coordinator_lookup group_coordinator::lookup_blocking(const std::string& group_i
   out.host = self.host;
   out.port = self.port;
   out.fence = metadata::lease_fence{l->name, l->epoch};
-  std::lock_guard lk(_mu);
+  std::unique_lock lk(_mu);
   if (_stopping) {
+    // stop() has released the leases; one taken since must not outlive this process either.
+    lk.unlock();
+    (void)_ctx.meta->release_lease(l->name, _ctx.instance_id, l->epoch);
     out = coordinator_lookup{};
     out.error = error_code::coordinator_not_available;
     return out;
