@@ -19,18 +19,24 @@ broker_context::broker_context(broker_config c, std::shared_ptr<storage::object_
 broker_context::~broker_context() = default;
 
 broker_endpoint broker_context::self() const {
+  if (cluster) return cluster->self();
   broker_endpoint b;
   b.node_id = cfg.node_id;
   const auto& l = cfg.advertised_listeners.front();
   b.host = l.host;
   b.port = l.port;
+  b.incarnation = instance_id;
   return b;
 }
 
-std::vector<broker_endpoint> broker_context::live_brokers() const { return {self()}; }
+std::vector<broker_endpoint> broker_context::live_brokers() const {
+  if (cluster) return cluster->live();
+  return {self()};
+}
 
 std::optional<broker_endpoint> broker_context::broker_for_owner(const std::string& owner) const {
   if (owner == instance_id) return self();
+  if (cluster) return cluster->by_incarnation(owner);
   return std::nullopt;
 }
 

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "asio_util.h"
+#include "cluster.h"
 #include "ingest_writer.h"
 #include "sh/broker/config.h"
 #include "sh/kafka/errors.h"
@@ -57,13 +58,6 @@ class topic_registry {
 
 class group_coordinator;
 
-// A broker as clients see it (Metadata, FindCoordinator).
-struct broker_endpoint {
-  int32_t node_id = 0;
-  std::string host;
-  int32_t port = 0;
-};
-
 struct broker_context {
   broker_config cfg;
   std::shared_ptr<storage::object_store> store;
@@ -76,6 +70,7 @@ struct broker_context {
   // This process's identity as a lease owner and ingest writer (unique per start).
   std::string instance_id;
   std::unique_ptr<group_coordinator> groups;
+  std::unique_ptr<cluster_membership> cluster;  // set before serving
 
   // Brokers clients may connect to. Today: this one; with shared PostgreSQL: every live broker.
   std::vector<broker_endpoint> live_brokers() const;

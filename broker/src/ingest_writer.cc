@@ -7,8 +7,6 @@
 namespace sh::broker {
 namespace {
 
-using partition_key = std::pair<std::string, int32_t>;
-
 kafka::error_code to_kafka_error(metadata::range_status s) {
   switch (s) {
     case metadata::range_status::ok:
@@ -71,12 +69,11 @@ void ingest_writer::append(const std::vector<append_batch>& batches, completion 
   w.done = std::move(done);
   for (const auto& b : batches) {
     partition_key key{b.topic, b.partition};
-    _open->builder.add(
+    const uint32_t index = _open->builder.add(
         b.topic, b.partition, b.bytes,
         storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
-    int64_t& prefix = _open->offsets_in_range[key];
-    w.slots.emplace_back(key, prefix);
-    prefix += b.offset_count;
+    w.slots.emplace_back(key, index);
+    _open->first_timestamps[key].push_back(b.first_timestamp);
     _open->batches[key].push_back(metadata::batch_commit{
         b.offset_count, b.max_timestamp, b.producer_id, b.producer_epoch, b.base_sequence});
   }
@@ -132,43 +129,68 @@ void ingest_writer::flush(std::unique_ptr<open_object> obj) {
     return;
   }
 
+  // One range_commit per run of plain batches of a partition, and one per idempotent batch:
+  // the store judges producer sequences per range, so an idempotent batch (possibly a retried
+  // duplicate) must not share a range with other batches. Ranges of one partition stay in
+  // append order, so offsets follow append order.
   metadata::object_commit commit;
   commit.object_key = key;
   commit.object_size = finished.data.size();
-  for (const auto& r : finished.ranges) {
-    metadata::range_commit rc;
-    rc.topic = r.topic;
-    rc.partition = r.partition;
-    rc.byte_offset = r.offset;
-    rc.byte_length = r.length;
-    rc.min_timestamp = r.min_timestamp;
-    rc.max_timestamp = r.max_timestamp;
-    rc.batches = std::move(obj->batches[{r.topic, r.partition}]);
-    commit.ranges.push_back(std::move(rc));
+  // (partition, batch index) -> (range_commit index, offsets before the batch in that range)
+  std::map<std::pair<partition_key, uint32_t>, std::pair<size_t, int64_t>> where;
+  for (size_t i = 0; i < finished.ranges.size(); ++i) {
+    const auto& r = finished.ranges[i];
+    const partition_key pkey{r.topic, r.partition};
+    const auto& batches = obj->batches[pkey];
+    const auto& locations = finished.batches[i];
+    bool previous_joinable = false;
+    for (uint32_t j = 0; j < batches.size() && j < locations.size(); ++j) {
+      const auto& b = batches[j];
+      const bool idempotent = b.producer_id >= 0;
+      if (!previous_joinable || idempotent) {
+        metadata::range_commit rc;
+        rc.topic = r.topic;
+        rc.partition = r.partition;
+        rc.byte_offset = locations[j].offset;
+        rc.byte_length = 0;
+        rc.min_timestamp = INT64_MAX;
+        rc.max_timestamp = -1;
+        commit.ranges.push_back(std::move(rc));
+      }
+      auto& rc = commit.ranges.back();
+      int64_t prefix = 0;
+      for (const auto& prior : rc.batches) prefix += prior.offset_count;
+      where[{pkey, j}] = {commit.ranges.size() - 1, prefix};
+      rc.byte_length = locations[j].offset + locations[j].length - rc.byte_offset;
+      rc.max_timestamp = std::max(rc.max_timestamp, b.max_timestamp);
+      rc.min_timestamp = std::min(rc.min_timestamp, obj->first_timestamps[pkey][j]);
+      rc.batches.push_back(b);
+      previous_joinable = !idempotent;
+    }
   }
   auto outcomes = _meta->commit_object(commit);
-  if (!outcomes) {
-    spdlog::error("commit of ingest object {} failed: {}", key, outcomes.message());
+  if (!outcomes || outcomes->size() != commit.ranges.size()) {
+    spdlog::error("commit of ingest object {} failed: {}", key,
+                  outcomes ? "wrong number of outcomes" : outcomes.message());
     fail_all(kafka::error_code::kafka_storage_error);
     return;
-  }
-  std::map<partition_key, metadata::range_outcome> by_partition;
-  for (size_t i = 0; i < commit.ranges.size() && i < outcomes->size(); ++i) {
-    by_partition[{commit.ranges[i].topic, commit.ranges[i].partition}] = (*outcomes)[i];
   }
   if (_on_commit) _on_commit();
   for (auto& w : obj->waiters) {
     if (!w.done) continue;
     std::vector<append_outcome> out;
     out.reserve(w.slots.size());
-    for (const auto& [pkey, prefix] : w.slots) {
-      auto it = by_partition.find(pkey);
-      if (it == by_partition.end()) {
+    for (const auto& slot : w.slots) {
+      auto it = where.find(slot);
+      if (it == where.end()) {
         out.push_back({kafka::error_code::unknown_server_error, -1});
         continue;
       }
-      const auto err = to_kafka_error(it->second.status);
-      out.push_back({err, err == kafka::error_code::none ? it->second.base_offset + prefix : -1});
+      const auto& outcome = (*outcomes)[it->second.first];
+      const auto err = to_kafka_error(outcome.status);
+      // A duplicate is answered with the original offsets (the range is that one batch).
+      out.push_back(
+          {err, err == kafka::error_code::none ? outcome.base_offset + it->second.second : -1});
     }
     w.done(std::move(out));
   }

@@ -66,15 +66,17 @@ class ingest_writer {
   void append(const std::vector<append_batch>& batches, completion done);
 
  private:
+  using partition_key = std::pair<std::string, int32_t>;
   struct waiter {
-    // Per batch: (topic, partition) key into the object's ranges and offset prefix in its range.
-    std::vector<std::pair<std::pair<std::string, int32_t>, int64_t>> slots;
+    // Per batch: its partition and its index among that partition's batches in the object.
+    std::vector<std::pair<partition_key, uint32_t>> slots;
     completion done;
   };
   struct open_object {
     storage::ingest_object_builder builder;
-    std::map<std::pair<std::string, int32_t>, int64_t> offsets_in_range;
-    std::map<std::pair<std::string, int32_t>, std::vector<metadata::batch_commit>> batches;
+    // Per partition, in append order (the builder keeps the same order).
+    std::map<partition_key, std::vector<metadata::batch_commit>> batches;
+    std::map<partition_key, std::vector<int64_t>> first_timestamps;  // parallel to batches
     std::vector<waiter> waiters;
     std::chrono::steady_clock::time_point first_append;
     explicit open_object(const std::string& writer_id) : builder(writer_id) {}

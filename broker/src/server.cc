@@ -308,6 +308,19 @@ int run_broker(const broker_config& cfg) {
       ctx.store, ctx.meta, ctx.instance_id, cfg.ingest_flush_bytes,
       std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx] { ctx.commits.notify(); });
   ctx.writer->start();
+  ctx.cluster = std::make_unique<cluster_membership>(ctx.meta, ctx.self());
+  if (auto joined = ctx.cluster->start(); !joined) {
+    spdlog::critical("cannot register broker: {}", joined.message());
+    ctx.writer->stop();
+    return 1;
+  }
+  // Commits by any broker (PostgreSQL LISTEN/NOTIFY; in-process for SQLite) wake long-polls.
+  if (auto l = ctx.meta->set_commit_listener(
+          [&ctx](const std::vector<metadata::partition_change>&, bool) { ctx.commits.notify(); });
+      !l) {
+    spdlog::warn("commit notifications unavailable ({}); fetches wait for max.wait.ms",
+                 l.message());
+  }
   ctx.groups = std::make_unique<group_coordinator>(ctx);
   ctx.groups->start();
 
@@ -368,6 +381,8 @@ int run_broker(const broker_config& cfg) {
   if (stopper.joinable()) stopper.join();
   ctx.writer->stop();
   ctx.groups->stop();
+  (void)ctx.meta->set_commit_listener({});
+  ctx.cluster->stop();
   ctx.blocking.join();
   spdlog::info("broker stopped");
   return 0;

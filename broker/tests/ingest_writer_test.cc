@@ -132,5 +132,38 @@ TEST_F(ingest_writer_test, flush_bytes_triggers_flush_before_interval) {
   EXPECT_EQ(o[0].base_offset, 0);
 }
 
+TEST_F(ingest_writer_test, idempotent_duplicate_gets_original_offsets_beside_plain_batches) {
+  ingest_writer w(store, meta, "test-writer", 1 << 20, std::chrono::milliseconds(1), {});
+  w.start();
+  auto id = meta->init_producer_id("");
+  ASSERT_TRUE(id);
+  auto plain = make_batch(2, 1);
+  auto idem = make_batch(3, 1);
+  auto as_idempotent = [&](int32_t seq) {
+    auto a = to_append("t", 0, idem, 3);
+    a.producer_id = id->producer_id;
+    a.producer_epoch = id->producer_epoch;
+    a.base_sequence = seq;
+    return a;
+  };
+  // One object: plain, idempotent, plain -> three ranges of one partition.
+  auto o1 = append_and_wait(
+      w, {to_append("t", 0, plain, 2), as_idempotent(0), to_append("t", 0, plain, 2)});
+  EXPECT_EQ(o1[0].base_offset, 0);
+  EXPECT_EQ(o1[1].base_offset, 2);
+  EXPECT_EQ(o1[2].base_offset, 5);
+  // A retry of the idempotent batch beside a new plain batch: original offsets, nothing
+  // appended twice.
+  auto o2 = append_and_wait(w, {to_append("t", 0, plain, 2), as_idempotent(0)});
+  EXPECT_EQ(o2[0].error, kafka::error_code::none);
+  EXPECT_EQ(o2[0].base_offset, 7);
+  EXPECT_EQ(o2[1].error, kafka::error_code::none);
+  EXPECT_EQ(o2[1].base_offset, 2);
+  // A gap in sequence numbers is refused.
+  auto o3 = append_and_wait(w, {as_idempotent(7)});
+  EXPECT_EQ(o3[0].error, kafka::error_code::out_of_order_sequence_number);
+  EXPECT_EQ(meta->get_partition("t", 0)->high_watermark, 9);
+}
+
 }  // namespace
 }  // namespace sh::broker

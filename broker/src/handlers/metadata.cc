@@ -8,7 +8,7 @@ namespace {
 constexpr int32_t authorized_operations_unknown = INT32_MIN;
 
 kafka::metadata_response::metadata_response_topic describe_topic(
-    const broker_context& ctx, const std::string& name, kafka::error_code err,
+    const std::vector<broker_endpoint>& live, const std::string& name, kafka::error_code err,
     const std::optional<metadata::topic_info>& info) {
   kafka::metadata_response::metadata_response_topic t;
   t.name = name;
@@ -19,11 +19,12 @@ kafka::metadata_response::metadata_response_topic describe_topic(
   for (int32_t p = 0; p < info->partition_count; ++p) {
     kafka::metadata_response::metadata_response_partition part;
     part.partition_index = p;
-    // Leaderless: any broker serves any partition; this broker is the one clients know.
-    part.leader_id = ctx.cfg.node_id;
+    // Leaderless: any broker serves any partition. The "leader" is the partition's preferred
+    // broker, so its reads concentrate in one broker's cache.
+    part.leader_id = preferred_broker(live, name, p);
     part.leader_epoch = 0;
-    part.replica_nodes = {ctx.cfg.node_id};
-    part.isr_nodes = {ctx.cfg.node_id};
+    part.replica_nodes = {part.leader_id};
+    part.isr_nodes = {part.leader_id};
     t.partitions.push_back(std::move(part));
   }
   return t;
@@ -38,15 +39,16 @@ awaitable<handler_response> handle_metadata(broker_context& ctx, connection_stat
   if (!in.decode(r, req.api_version)) co_return malformed_request(req, "Metadata body");
 
   kafka::metadata_response resp;
-  for (const auto& live : ctx.live_brokers()) {
+  const auto live = ctx.live_brokers();
+  for (const auto& lb : live) {
     kafka::metadata_response::metadata_response_broker b;
-    b.node_id = live.node_id;
-    b.host = live.host;
-    b.port = live.port;
+    b.node_id = lb.node_id;
+    b.host = lb.host;
+    b.port = lb.port;
     resp.brokers.push_back(std::move(b));
   }
   resp.cluster_id = ctx.cfg.cluster_id;
-  resp.controller_id = ctx.cfg.node_id;
+  resp.controller_id = live.front().node_id;  // lowest live node id: valid and stable
   resp.cluster_authorized_operations = authorized_operations_unknown;
 
   // v0: an empty list means all topics; v1+: null means all topics.
@@ -55,7 +57,7 @@ awaitable<handler_response> handle_metadata(broker_context& ctx, connection_stat
     auto listed = co_await run_blocking(ctx.blocking, [&] { return ctx.meta->list_topics(); });
     if (listed) {
       for (const auto& info : *listed) {
-        resp.topics.push_back(describe_topic(ctx, info.name, kafka::error_code::none, info));
+        resp.topics.push_back(describe_topic(live, info.name, kafka::error_code::none, info));
       }
     }
   } else {
@@ -63,11 +65,11 @@ awaitable<handler_response> handle_metadata(broker_context& ctx, connection_stat
     for (const auto& t : *in.topics) {
       if (!t.name) {
         resp.topics.push_back(
-            describe_topic(ctx, "", kafka::error_code::unknown_topic_id, std::nullopt));
+            describe_topic(live, "", kafka::error_code::unknown_topic_id, std::nullopt));
         continue;
       }
       auto [err, info] = co_await resolve_topic(ctx, *t.name, allow_create);
-      resp.topics.push_back(describe_topic(ctx, *t.name, err, info));
+      resp.topics.push_back(describe_topic(live, *t.name, err, info));
     }
   }
   co_return handler_response{encode_body(resp, req.api_version)};
