@@ -12,7 +12,7 @@ namespace sh::broker {
 const std::vector<api_handler>& handler_table() {
   static const std::vector<api_handler> table = [] {
     std::vector<api_handler> t = {
-        {0, 3, 9, &handle_produce},         // v3+: magic-2 batches only (legacy sets: later)
+        {0, 0, 9, &handle_produce},         // v0-v2: legacy sets converted to magic 2
         {1, 4, 12, &handle_fetch},          // v4+: magic-2; v13+ (topic ids) not yet
         {2, 0, 6, &handle_list_offsets},    // v7 (max timestamp): later
         {3, 0, 12, &handle_metadata},       //

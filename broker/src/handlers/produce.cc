@@ -5,6 +5,7 @@
 #include <deque>
 
 #include "handlers.h"
+#include "sh/kafka/legacy_records.h"
 #include "sh/kafka/messages/produce_request.h"
 #include "sh/kafka/messages/produce_response.h"
 #include "sh/kafka/record_batch.h"
@@ -111,13 +112,27 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
         if (!part.records || part.records->empty()) {
           err = error_code::corrupt_message;
         } else {
-          auto split = kafka::split_batches(*part.records);
-          if (!split) {
-            spdlog::warn("produce to {}-{} from {}: rejecting records: {}", topic.name, part.index,
-                         conn.peer, split.message());
-            err = error_code::corrupt_message;
-          } else {
-            batches = std::move(*split);
+          std::span<const uint8_t> records = *part.records;
+          // Legacy magic 0/1 message sets (Produce v0-v2 clients) become one magic-2 batch.
+          if (auto magic = kafka::records_magic(records); magic && *magic < 2) {
+            auto converted = kafka::convert_legacy_to_v2(records);
+            if (!converted) {
+              spdlog::warn("produce to {}-{} from {}: rejecting legacy message set: {}", topic.name,
+                           part.index, conn.peer, converted.message());
+              err = error_code::corrupt_message;
+            } else {
+              records = rewritten.emplace_back(std::move(*converted));
+            }
+          }
+          if (err == error_code::none) {
+            auto split = kafka::split_batches(records);
+            if (!split) {
+              spdlog::warn("produce to {}-{} from {}: rejecting records: {}", topic.name,
+                           part.index, conn.peer, split.message());
+              err = error_code::corrupt_message;
+            } else {
+              batches = std::move(*split);
+            }
           }
         }
       }
