@@ -11,6 +11,7 @@ namespace {
 
 constexpr int64_t latest_timestamp = -1;
 constexpr int64_t earliest_timestamp = -2;
+constexpr int64_t max_timestamp = -3;  // v7+: the record with the largest timestamp
 
 struct offset_answer {
   kafka::error_code error = kafka::error_code::none;
@@ -48,7 +49,15 @@ std::optional<offset_answer> first_record_at_or_after(std::span<const uint8_t> b
 offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, int32_t partition,
                                 const metadata::partition_state& state, int64_t target) {
   offset_answer out;
-  int64_t offset = state.log_start_offset;
+  // The index seeks to the first entry whose max timestamp reaches the target; the answer is
+  // normally inside it (the loop goes on only past records below the log start).
+  auto first = ctx.meta->find_by_timestamp(topic, partition, target);
+  if (!first) {
+    out.error = kafka::error_code::kafka_storage_error;
+    return out;
+  }
+  if (!first->has_value()) return out;
+  int64_t offset = std::max(state.log_start_offset, (*first)->base_offset);
   while (offset < state.high_watermark) {
     auto entries = ctx.meta->read_index(topic, partition, offset, 256);
     if (!entries) {
@@ -94,6 +103,10 @@ offset_answer list_offset(broker_context& ctx, const std::string& topic, int32_t
     out.offset = state->log_start_offset;
   } else if (timestamp >= 0) {
     out = find_by_timestamp(ctx, topic, partition, *state, timestamp);
+  } else if (timestamp == max_timestamp) {
+    if (state->max_timestamp >= 0) {
+      out = find_by_timestamp(ctx, topic, partition, *state, state->max_timestamp);
+    }
   } else {
     out.error = kafka::error_code::invalid_request;
   }
