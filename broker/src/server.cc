@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -38,7 +39,8 @@ struct pending_response {
   bool ready = false;
   bool send = true;
   bool close = false;
-  std::vector<uint8_t> frame;  // size prefix + header + body
+  std::vector<uint8_t> head;  // size prefix + response header
+  std::vector<uint8_t> body;  // written after head without copying (scatter-gather)
 };
 
 // One client connection: a reader coroutine that decodes frames and starts a handler per
@@ -166,14 +168,13 @@ class connection : public std::enable_shared_from_this<connection> {
       w.write_int32(0);  // size, patched below
       w.write_int32(correlation_id);
       if (header_version >= 1) w.write_unsigned_varint(0);  // no tagged fields
-      auto frame = w.take();
-      frame.insert(frame.end(), resp.body.begin(), resp.body.end());
-      const uint32_t size = static_cast<uint32_t>(frame.size() - 4);
-      frame[0] = static_cast<uint8_t>(size >> 24);
-      frame[1] = static_cast<uint8_t>(size >> 16);
-      frame[2] = static_cast<uint8_t>(size >> 8);
-      frame[3] = static_cast<uint8_t>(size);
-      p->frame = std::move(frame);
+      p->head = w.take();
+      const uint32_t size = static_cast<uint32_t>(p->head.size() - 4 + resp.body.size());
+      p->head[0] = static_cast<uint8_t>(size >> 24);
+      p->head[1] = static_cast<uint8_t>(size >> 16);
+      p->head[2] = static_cast<uint8_t>(size >> 8);
+      p->head[3] = static_cast<uint8_t>(size);
+      p->body = std::move(resp.body);
     }
     _wake_writer.cancel();
   }
@@ -191,7 +192,9 @@ class connection : public std::enable_shared_from_this<connection> {
         _wake_reader.cancel();
         if (p->send) {
           error_code ec;
-          co_await asio::async_write(_socket, asio::buffer(p->frame),
+          const std::array<asio::const_buffer, 2> buffers{asio::buffer(p->head),
+                                                          asio::buffer(p->body)};
+          co_await asio::async_write(_socket, buffers,
                                      asio::redirect_error(asio::use_awaitable, ec));
           if (ec) break;
         }
