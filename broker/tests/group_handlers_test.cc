@@ -46,7 +46,8 @@ using kafka::error_code;
 int16_t code(error_code e) { return static_cast<int16_t>(e); }
 
 std::unique_ptr<broker_context> make_context(const fs::path& db, int32_t node_id,
-                                             const std::string& instance) {
+                                             const std::string& instance,
+                                             int32_t min_session_timeout_ms = 6000) {
   broker_config cfg;
   cfg.node_id = node_id;
   cfg.listeners = {listener{"PLAINTEXT", "127.0.0.1", static_cast<uint16_t>(9000 + node_id)}};
@@ -59,6 +60,7 @@ std::unique_ptr<broker_context> make_context(const fs::path& db, int32_t node_id
   ctx->instance_id = instance;
   coordinator_options opts;
   opts.group.initial_rebalance_delay_ms = 0;
+  opts.group.min_session_timeout_ms = min_session_timeout_ms;
   ctx->groups = std::make_unique<group_coordinator>(*ctx, opts);
   ctx->groups->start();
   return ctx;
@@ -404,6 +406,30 @@ TEST_F(group_handlers_test, simple_consumer_commits_and_join_v0) {
   no_group.group_id = "";
   jr = call<kafka::join_group_response>(&handle_join_group, 11, 9, no_group);
   EXPECT_EQ(jr.error_code, code(error_code::invalid_group_id));
+}
+
+TEST_F(group_handlers_test, ticker_expires_a_silent_member_and_completes_the_rebalance) {
+  ctx->groups->stop();
+  ctx = make_context(dir / "meta.db", 1, "broker-one-again", 50);
+  auto j = join_request("");
+  j.session_timeout_ms = 300;
+  j.rebalance_timeout_ms = 60000;
+  auto ja = call<kafka::join_group_response>(&handle_join_group, 11, 2, j);
+  ASSERT_EQ(ja.error_code, 0);
+  kafka::sync_group_request sa;
+  sa.group_id = "g";
+  sa.generation_id = ja.generation_id;
+  sa.member_id = ja.member_id;
+  ASSERT_EQ(call<kafka::sync_group_response>(&handle_sync_group, 14, 2, sa).error_code, 0);
+  // b joins; a never heartbeats nor rejoins: the ticker expires it after 300 ms, well before
+  // the 60 s rebalance timeout, and b's join completes alone.
+  const auto started = std::chrono::steady_clock::now();
+  auto jb = call<kafka::join_group_response>(&handle_join_group, 11, 2, j);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(5));
+  ASSERT_EQ(jb.error_code, 0);
+  EXPECT_EQ(jb.generation_id, 2);
+  EXPECT_EQ(jb.leader, jb.member_id);
+  ASSERT_EQ(jb.members.size(), 1u);
 }
 
 TEST_F(group_handlers_test, lease_decides_the_coordinator_and_fences_the_old_one) {
