@@ -709,6 +709,33 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<topic_info> set_topic_configs(
+      const std::string& name, const std::map<std::string, std::string>& configs) override {
+    SH_META_CHECK(validate_configs(configs));
+    return with_conn([&](pg_conn& c) -> mresult<topic_info> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(t, c.query(k_lock_topic, params().add(name)));
+      if (t.rows() == 0) return make_error(errc::not_found, "unknown topic '" + name + "'");
+      int64_t key = t.i64(0, 0);
+      SH_META_CHECK(c.query(k_delete_topic_configs, params().add(key)));
+      if (!configs.empty()) {
+        std::vector<std::string_view> names;
+        std::vector<std::string_view> values;
+        for (const auto& [k, v] : configs) {
+          names.push_back(k);
+          values.push_back(v);
+        }
+        SH_META_CHECK(c.query(k_insert_topic_configs,
+                              params().add(key).add(text_array(names)).add(text_array(values))));
+      }
+      SH_META_TRY(r, c.query(k_select_topic, params().add(name)));
+      auto topics = topics_from_rows(r);
+      SH_META_CHECK(txn.commit());
+      if (topics.empty()) return make_error(errc::io_error, "postgresql: altered topic vanished");
+      return std::move(topics.front());
+    });
+  }
+
   mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
                                   int64_t offset) override {
     return with_conn([&](pg_conn& c) -> mresult<int64_t> {

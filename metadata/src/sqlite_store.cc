@@ -542,6 +542,28 @@ class sqlite_store final : public metadata_store {
     return std::move(*info);
   }
 
+  mresult<topic_info> set_topic_configs(
+      const std::string& name, const std::map<std::string, std::string>& configs) override {
+    SH_META_CHECK(validate_configs(configs));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_TRY(key, topic_key_of(c, name));
+    if (key < 0) return make_error(errc::not_found, "unknown topic '" + name + "'");
+    {
+      SH_META_TRY(q, c.prepare(k_delete_topic_configs));
+      SH_META_CHECK(q.bind(1, key).run());
+    }
+    for (const auto& [k, v] : configs) {
+      SH_META_TRY(q, c.prepare(k_insert_topic_config));
+      SH_META_CHECK(q.bind(1, key).bind(2, k).bind(3, v).run());
+    }
+    SH_META_TRY(info, topic_of(c, name));
+    SH_META_CHECK(txn.commit());
+    if (!info) return make_error(errc::io_error, "sqlite: topic vanished while altering configs");
+    return std::move(*info);
+  }
+
   mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
                                   int64_t offset) override {
     std::lock_guard lock(_write_mu);

@@ -48,6 +48,10 @@ mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
                                                   " outside 1.." +
                                                   std::to_string(max_partition_count));
   }
+  return validate_configs(configs);
+}
+
+mresult<void> validate_configs(const std::map<std::string, std::string>& configs) {
   for (const auto& [key, value] : configs) {
     if (key.empty()) return make_error(errc::invalid_argument, "empty topic config name");
     // Database text columns can't hold NUL (PostgreSQL refuses it); so no store accepts it.

@@ -37,6 +37,8 @@ topic_id random_topic_id();
 
 mresult<void> validate_create_topic(const std::string& name, int32_t partitions,
                                     const std::map<std::string, std::string>& configs);
+// Topic config names and values every store accepts (non-empty names, no NUL).
+mresult<void> validate_configs(const std::map<std::string, std::string>& configs);
 
 // Checks everything about a commit that does not need the database. Bad input from the caller is
 // an error value, never a crash.

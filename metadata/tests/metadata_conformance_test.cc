@@ -917,6 +917,43 @@ TEST_P(conformance, create_partitions_grows_a_topic) {
   EXPECT_EQ(unknown.code(), errc::not_found);
 }
 
+TEST_P(conformance, set_topic_configs_replaces_the_whole_set) {
+  ASSERT_TRUE(store().create_topic("c", 2, {{"a", "1"}, {"b", "2"}}));
+  auto set = store().set_topic_configs("c", {{"b", "3"}, {"x", "y"}});
+  ASSERT_TRUE(set) << set.message();
+  EXPECT_EQ(set->configs, (std::map<std::string, std::string>{{"b", "3"}, {"x", "y"}}));
+  EXPECT_EQ(set->partition_count, 2);
+  auto t = store().get_topic("c");
+  ASSERT_TRUE(t && t->has_value());
+  EXPECT_EQ((*t)->configs, set->configs);
+  EXPECT_EQ((*t)->id, set->id);
+  auto listed = store().list_topics();
+  ASSERT_TRUE(listed);
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_EQ(listed->front().configs, set->configs);
+
+  auto cleared = store().set_topic_configs("c", {});
+  ASSERT_TRUE(cleared) << cleared.message();
+  EXPECT_TRUE(cleared->configs.empty());
+  auto again = store().get_topic("c");
+  ASSERT_TRUE(again && again->has_value());
+  EXPECT_TRUE((*again)->configs.empty());
+
+  auto unknown = store().set_topic_configs("nope", {{"a", "1"}});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.code(), errc::not_found);
+  for (const auto& bad : std::vector<std::map<std::string, std::string>>{
+           {{"", "1"}}, {{"a", std::string("x\0y", 3)}}}) {
+    auto r = store().set_topic_configs("c", bad);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.code(), errc::invalid_argument);
+  }
+  ASSERT_TRUE(store().delete_topic("c"));
+  auto deleted = store().set_topic_configs("c", {{"a", "1"}});
+  ASSERT_FALSE(deleted);
+  EXPECT_EQ(deleted.code(), errc::not_found);
+}
+
 TEST_P(conformance, delete_records_moves_the_log_start) {
   create("d", 1);
   commit_ok(object("o1", 10, {range("d", 0, 0, 10, {batch(5)})}));  // 0..4

@@ -220,6 +220,11 @@ class metadata_store {
   // Errors: not_found, invalid_argument (new_count not above the current count, or above
   // max_partition_count).
   virtual mresult<topic_info> create_partitions(const std::string& topic, int32_t new_count) = 0;
+  // AlterConfigs: replaces the topic's whole config set with `configs` (an empty map clears it),
+  // in one transaction. Returns the topic afterwards. Errors: not_found, invalid_argument (empty
+  // config name, NUL in a name or value).
+  virtual mresult<topic_info> set_topic_configs(
+      const std::string& name, const std::map<std::string, std::string>& configs) = 0;
   // DeleteRecords: moves the partition's log start offset up to `offset` (-1: the high
   // watermark) and drops the index entries wholly below it; an offset at or below the current log
   // start changes nothing. Returns the log start offset afterwards. Errors: not_found,
