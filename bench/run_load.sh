@@ -7,7 +7,7 @@
 # BUILD_DIR must hold bench/sh_load and broker/streamhouse (SH_BROKER_BIN overrides the latter).
 # 1. Starts `streamhouse broker` on the embedded default (fresh temp data.dir: SQLite metadata,
 #    local-directory objects) on a free loopback port.
-# 2. Throughput run: SH_LOAD_MESSAGES (default 100000) messages of SH_LOAD_SIZE (default 1024)
+# 2. Throughput run: SH_LOAD_MESSAGES (default 300000) messages of SH_LOAD_SIZE (default 1024)
 #    bytes, acks=all, as fast as the client goes, to a SH_LOAD_PARTITIONS (default 4) partition
 #    topic; then consumes them all. Same against the mock.
 # 3. Latency run: SH_LOAD_RATE (default 2000) msgs/s for SH_LOAD_LATENCY_MESSAGES (default 10000)
@@ -31,7 +31,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 LOAD=$BUILD/bench/sh_load
 BROKER=${SH_BROKER_BIN:-$BUILD/broker/streamhouse}
-MESSAGES=${SH_LOAD_MESSAGES:-100000}
+MESSAGES=${SH_LOAD_MESSAGES:-300000}
 SIZE=${SH_LOAD_SIZE:-1024}
 PARTITIONS=${SH_LOAD_PARTITIONS:-4}
 RATE=${SH_LOAD_RATE:-2000}
