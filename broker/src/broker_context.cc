@@ -90,6 +90,11 @@ std::optional<metadata::topic_info> topic_registry::cached(const std::string& na
   return it->second;
 }
 
+void topic_registry::invalidate(const std::string& name) {
+  std::lock_guard lk(_mu);
+  _cache.erase(name);
+}
+
 awaitable<std::pair<kafka::error_code, std::optional<metadata::topic_info>>> resolve_topic(
     broker_context& ctx, const std::string& name, bool auto_create) {
   using out_t = std::pair<kafka::error_code, std::optional<metadata::topic_info>>;

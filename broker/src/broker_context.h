@@ -49,6 +49,8 @@ class topic_registry {
       const std::string& name, int32_t partitions,
       const std::map<std::string, std::string>& configs);
   std::optional<metadata::topic_info> cached(const std::string& name);
+  // Forgets the cached entry after the topic was deleted or altered (partitions, configs).
+  void invalidate(const std::string& name);
 
  private:
   std::shared_ptr<metadata::metadata_store> _meta;
@@ -67,6 +69,7 @@ struct broker_context {
   std::unique_ptr<ingest_writer> writer;
   topic_registry topics;
   commit_signal commits;
+  std::atomic<int64_t> inflight_request_bytes{0};  // all connections, see queued.max.request.bytes
   // This process's identity as a lease owner and ingest writer (unique per start).
   std::string instance_id;
   std::unique_ptr<group_coordinator> groups;

@@ -1,5 +1,6 @@
 #include <spdlog/spdlog.h>
 
+#include "../admin/topic_configs.h"
 #include "handlers.h"
 #include "sh/kafka/messages/create_topics_request.h"
 #include "sh/kafka/messages/create_topics_response.h"
@@ -30,6 +31,8 @@ awaitable<handler_response> handle_create_topics(broker_context& ctx, connection
     } else if (t.replication_factor == 0 || t.replication_factor < -1) {
       fail(kafka::error_code::invalid_replication_factor,
            "Replication factor must be larger than 0, or -1 to use the default.");
+    } else if (auto bad = validate_topic_configs(configs)) {
+      fail(kafka::error_code::invalid_config, *bad);
     } else if (in.validate_only) {
       auto existing = co_await run_blocking(ctx.blocking, [&] { return ctx.topics.find(t.name); });
       if (existing && existing->has_value()) {
