@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # End-to-end load: sh_load (librdkafka) against a StreamHouse broker and against librdkafka's
 # in-process mock cluster, in the same run, with the same load; prints the ratios. Builds nothing.
 #
@@ -172,7 +173,7 @@ if ((REMOTE)); then
   # shellcheck source=../tests/services/test-services.sh
   source "$ROOT/tests/services/test-services.sh"
   trap cleanup EXIT # the services installed their own trap; ours calls sh_services_stop
-  suffix=$(basename "$WORK" | tr -dc 'a-zA-Z0-9' | tr 'A-Z' 'a-z')
+  suffix=$(basename "$WORK" | tr -dc '[:alnum:]' | tr '[:upper:]' '[:lower:]')
   BUCKET=sh-bench-$suffix
   printf 'machine 127.0.0.1 login %s password %s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" \
     >"$WORK/s3.netrc"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# shellcheck source-path=SCRIPTDIR
 # Storage and metadata benchmarks against the real backends: local directory + SQLite, and
 # Swift s3api + PostgreSQL 15 started by tests/services/test-services.sh. Builds nothing.
 #
