@@ -9,6 +9,7 @@
 
 #include "sh/broker/broker.h"
 #include "sh/broker/config.h"
+#include "sh/connector/mirror.h"
 
 namespace {
 
@@ -73,6 +74,7 @@ int main(int argc, char** argv) {
   }
   const std::string cmd = argv[1];
   if (cmd == "broker") return run_broker_command(argc, argv);
+  if (cmd == "mirror") return sh::connector::run_mirror_command(argc, argv);
   if (cmd == "version" || cmd == "--version") {
     std::printf("streamhouse 0.1.0\n");
     return 0;

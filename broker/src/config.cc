@@ -73,6 +73,10 @@ const std::vector<config_key>& known_config_keys() {
       {"num.blocking.threads", "8", "Bounded pool for blocking metadata and storage calls."},
       {"socket.request.max.bytes", "104857600", "Largest request frame accepted."},
       {"connections.max.idle.ms", "600000", "Idle connections are closed after this long."},
+      {"queued.max.request.bytes", "1073741824",
+       "Request bytes all connections may hold in flight before reading pauses."},
+      {"max.inflight.bytes.per.connection", "104857600",
+       "Request bytes one connection may hold in flight before reading it pauses."},
       {"ingest.flush.bytes", "8388608", "Flush the open ingest object at this size."},
       {"ingest.flush.ms", "",
        "Flush the open ingest object this long after its first batch (default 250; 5 on a "
@@ -200,6 +204,13 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
   SH_TRY_ASSIGN(c.connections_max_idle_ms,
                 parse_int<int64_t>("connections.max.idle.ms", r.at("connections.max.idle.ms"), 1,
                                    int64_t{1} << 40));
+  SH_TRY_ASSIGN(c.queued_max_request_bytes,
+                parse_int<int64_t>("queued.max.request.bytes", r.at("queued.max.request.bytes"),
+                                   1024, int64_t{1} << 40));
+  SH_TRY_ASSIGN(
+      c.max_inflight_bytes_per_connection,
+      parse_int<int64_t>("max.inflight.bytes.per.connection",
+                         r.at("max.inflight.bytes.per.connection"), 1024, int64_t{1} << 40));
   SH_TRY_ASSIGN(
       c.ingest_flush_bytes,
       parse_int<int64_t>("ingest.flush.bytes", r.at("ingest.flush.bytes"), 1, int64_t{1} << 32));

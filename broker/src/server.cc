@@ -5,6 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -36,6 +37,12 @@ constexpr int16_t api_versions_key = 18;
 constexpr size_t max_pending_per_connection = 1024;
 
 struct pending_response {
+  // Request bytes held until the response is gone, counted against queued.max.request.bytes.
+  std::atomic<int64_t>* global_inflight = nullptr;
+  int64_t request_bytes = 0;
+  ~pending_response() {
+    if (global_inflight) global_inflight->fetch_sub(request_bytes, std::memory_order_relaxed);
+  }
   bool ready = false;
   bool send = true;
   bool close = false;
@@ -72,11 +79,6 @@ class connection : public std::enable_shared_from_this<connection> {
   awaitable<void> reader(std::shared_ptr<connection> self) {
     try {
       for (;;) {
-        while (_pending.size() >= max_pending_per_connection && !_closed) {
-          error_code ec;
-          co_await _wake_reader.async_wait(asio::redirect_error(asio::use_awaitable, ec));
-        }
-        if (_closed) break;
         uint8_t size_buf[4];
         error_code ec;
         co_await asio::async_read(_socket, asio::buffer(size_buf),
@@ -92,6 +94,21 @@ class connection : public std::enable_shared_from_this<connection> {
               _state.peer, size, _ctx.cfg.socket_request_max_bytes);
           break;
         }
+        // Back-pressure: stop reading (TCP pushes back on the client) while this connection or
+        // the whole broker holds too many request bytes in flight. A connection with nothing in
+        // flight may always proceed, so no client starves.
+        while (!_closed && (_pending.size() >= max_pending_per_connection ||
+                            (_inflight_bytes > 0 &&
+                             (_inflight_bytes + size > _ctx.cfg.max_inflight_bytes_per_connection ||
+                              _ctx.inflight_request_bytes.load(std::memory_order_relaxed) + size >
+                                  _ctx.cfg.queued_max_request_bytes)))) {
+          _wake_reader.expires_after(std::chrono::milliseconds(10));
+          co_await _wake_reader.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+        }
+        if (_closed) break;
+        _inflight_bytes += size;
+        _ctx.inflight_request_bytes.fetch_add(size, std::memory_order_relaxed);
+        _next_request_bytes = size;
         request req;
         req.frame.resize(static_cast<size_t>(size));
         co_await asio::async_read(_socket, asio::buffer(req.frame),
@@ -113,6 +130,8 @@ class connection : public std::enable_shared_from_this<connection> {
     req.api_version = peek.read_int16();
     req.correlation_id = peek.read_int32();
     auto p = std::make_shared<pending_response>();
+    p->global_inflight = &_ctx.inflight_request_bytes;
+    p->request_bytes = _next_request_bytes;
     const api_handler* h = find_handler(req.api_key);
     if (req.api_key == api_versions_key && h &&
         (req.api_version < h->min_version || req.api_version > h->max_version)) {
@@ -189,6 +208,7 @@ class connection : public std::enable_shared_from_this<connection> {
         }
         auto p = std::move(_pending.front());
         _pending.pop_front();
+        _inflight_bytes -= p->request_bytes;
         _wake_reader.cancel();
         if (p->send) {
           error_code ec;
@@ -242,6 +262,8 @@ class connection : public std::enable_shared_from_this<connection> {
   asio::steady_timer _wake_reader;
   std::deque<std::shared_ptr<pending_response>> _pending;
   connection_state _state;
+  int64_t _inflight_bytes = 0;      // request bytes of this connection not yet answered
+  int64_t _next_request_bytes = 0;  // size of the frame being dispatched
   std::chrono::steady_clock::time_point _last_activity = std::chrono::steady_clock::now();
   bool _closed = false;
 };

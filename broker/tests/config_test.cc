@@ -56,6 +56,14 @@ TEST(config, bad_values_name_the_key) {
   }
 }
 
+TEST(config, inflight_limits_parse) {
+  auto cfg = make_broker_config(
+      {{"queued.max.request.bytes", "2048"}, {"max.inflight.bytes.per.connection", "4096"}});
+  ASSERT_TRUE(cfg) << cfg.message();
+  EXPECT_EQ(cfg->queued_max_request_bytes, 2048);
+  EXPECT_EQ(cfg->max_inflight_bytes_per_connection, 4096);
+}
+
 TEST(config, properties_syntax) {
   auto props = parse_properties(
       "# comment\n! also comment\n\n  listeners = PLAINTEXT://0.0.0.0:19092 \nnode.id:3\n");

@@ -42,6 +42,8 @@ struct broker_config {
   int32_t num_blocking_threads = 8;
   int64_t socket_request_max_bytes = 100 * 1024 * 1024;
   int64_t connections_max_idle_ms = 600000;
+  int64_t queued_max_request_bytes = 1024 * 1024 * 1024;
+  int64_t max_inflight_bytes_per_connection = 100 * 1024 * 1024;
   int64_t ingest_flush_bytes = 8 * 1024 * 1024;
   int64_t ingest_flush_ms = 250;
   int64_t message_max_bytes = 1048588;
