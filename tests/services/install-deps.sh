@@ -17,6 +17,7 @@ SH_DEPS_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev libpq-dev
   kcat python3-confluent-kafka python3-kafka python3-snappy python3-lz4 python3-zstandard
   postgresql swift-proxy swift-account swift-container swift-object curl
+  clang-14 libclang-rt-14-dev
 )
 
 # Prints the packages of SH_DEPS_PACKAGES that are not installed, one per line.
