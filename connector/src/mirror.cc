@@ -1,0 +1,449 @@
+// The mirror loop: librdkafka consumer (assign(), no group on the source) -> rebuilt magic-2
+// batches at the source offsets -> one ingest object per flush -> commit_mirror_object (data and
+// checkpoints in one metadata transaction).
+#include "sh/connector/mirror.h"
+
+#include <librdkafka/rdkafka.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <map>
+#include <memory>
+#include <random>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include "sh/kafka/record_batch.h"
+#include "sh/metadata/metadata_store.h"
+#include "sh/storage/ingest_object.h"
+#include "sh/storage/object_store.h"
+
+namespace sh::connector {
+namespace {
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// One record as read from the source, owned (librdkafka's message is destroyed at once).
+struct source_record {
+  int64_t offset = 0;
+  int64_t timestamp = -1;
+  bool log_append_time = false;
+  std::optional<std::string> key;
+  std::optional<std::string> value;
+  std::vector<kafka::record_header_spec> headers;
+  size_t size = 0;
+};
+
+struct partition_state {
+  std::string topic;
+  int32_t partition = 0;
+  std::vector<source_record> pending;
+  int64_t next_offset = -1;  // expected next source offset (-1: unknown yet)
+};
+
+struct rd_deleter {
+  void operator()(rd_kafka_t* rk) const {
+    rd_kafka_consumer_close(rk);
+    rd_kafka_destroy(rk);
+  }
+};
+using rd_handle = std::unique_ptr<rd_kafka_t, rd_deleter>;
+
+std::string random_hex(size_t n) {
+  std::random_device rd;
+  std::mt19937_64 gen(rd());
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += digits[gen() & 15];
+  return s;
+}
+
+std::string key_safe(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    out += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.')
+               ? ch
+               : '_';
+  }
+  return out;
+}
+
+source_record copy_message(const rd_kafka_message_t* m) {
+  source_record r;
+  r.offset = m->offset;
+  rd_kafka_timestamp_type_t tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
+  r.timestamp = rd_kafka_message_timestamp(m, &tstype);
+  r.log_append_time = tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME;
+  if (r.timestamp < 0) r.timestamp = -1;
+  if (m->key) r.key.emplace(static_cast<const char*>(m->key), m->key_len);
+  if (m->payload) r.value.emplace(static_cast<const char*>(m->payload), m->len);
+  rd_kafka_headers_t* hdrs = nullptr;
+  if (rd_kafka_message_headers(m, &hdrs) == RD_KAFKA_RESP_ERR_NO_ERROR && hdrs) {
+    const char* name = nullptr;
+    const void* val = nullptr;
+    size_t size = 0;
+    for (size_t i = 0;
+         rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
+      kafka::record_header_spec h;
+      h.key = name;
+      if (val) h.value.emplace(static_cast<const char*>(val), size);
+      r.size += h.key.size() + size + 8;
+      r.headers.push_back(std::move(h));
+    }
+  }
+  r.size += m->key_len + m->len + 24;
+  return r;
+}
+
+class mirror {
+ public:
+  mirror(const mirror_config& cfg, const std::atomic<bool>& stop) : _cfg(cfg), _stop(stop) {}
+
+  cresult<void> run();
+
+ private:
+  cresult<void> open_stores();
+  cresult<void> open_source();
+  cresult<void> discover();
+  cresult<void> flush();
+  bool wanted(const std::string& topic) const;
+
+  const mirror_config& _cfg;
+  const std::atomic<bool>& _stop;
+  std::unique_ptr<metadata::metadata_store> _meta;
+  std::unique_ptr<storage::object_store> _store;
+  rd_handle _rk;
+  std::map<std::pair<std::string, int32_t>, partition_state> _parts;
+  std::string _writer_id;
+  uint64_t _sequence = 0;
+  size_t _pending_bytes = 0;
+  int64_t _pending_since = -1;
+  uint64_t _records_total = 0;
+};
+
+cresult<void> mirror::open_stores() {
+  auto meta = metadata::open_metadata_store(_cfg.metadata_url);
+  if (!meta) {
+    return make_error(errc::metadata_error, "opening " + _cfg.metadata_url + ": " + meta.message());
+  }
+  _meta = std::move(*meta);
+  storage::s3_options s3;
+  s3.endpoint = _cfg.s3_endpoint;
+  s3.region = _cfg.s3_region;
+  s3.access_key = _cfg.s3_access_key;
+  s3.secret_key = _cfg.s3_secret_key;
+  s3.path_style = _cfg.s3_path_style;
+  auto store = storage::open_object_store(_cfg.storage_url, s3);
+  if (!store) {
+    return make_error(errc::storage_error, "opening " + _cfg.storage_url + ": " + store.message());
+  }
+  _store = std::move(*store);
+  return {};
+}
+
+cresult<void> mirror::open_source() {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  std::map<std::string, std::string> props = {
+      {"enable.auto.commit", "false"},
+      {"enable.auto.offset.store", "false"},
+      {"auto.offset.reset", "earliest"},
+      {"client.id", "streamhouse-mirror-" + _cfg.name},
+      // assign() needs no group, but librdkafka's consumer wants a group.id to start; nothing is
+      // committed under it.
+      {"group.id", "streamhouse-mirror-" + _cfg.name},
+  };
+  for (const auto& [k, v] : _cfg.source_props) props[k] = v;
+  for (const auto& [k, v] : props) {
+    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      return make_error(errc::invalid_config, "source." + k + ": " + err);
+    }
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!rk) {
+    rd_kafka_conf_destroy(conf);
+    return make_error(errc::source_error, std::string("creating the source consumer: ") + err);
+  }
+  rd_kafka_poll_set_consumer(rk);
+  _rk.reset(rk);
+  return {};
+}
+
+bool mirror::wanted(const std::string& topic) const {
+  if (topic.rfind("__", 0) == 0) return false;  // internal topics (offsets, transactions)
+  if (!_cfg.topics_exclude.empty() &&
+      std::regex_match(topic, std::regex(_cfg.topics_exclude, std::regex::ECMAScript))) {
+    return false;
+  }
+  for (const auto& t : _cfg.topics) {
+    if (t == topic) return true;
+  }
+  return !_cfg.topics_regex.empty() &&
+         std::regex_match(topic, std::regex(_cfg.topics_regex, std::regex::ECMAScript));
+}
+
+// Finds matching source topics and partitions not yet assigned, creates or grows their archive
+// topics and adds them to the assignment at their checkpoints.
+cresult<void> mirror::discover() {
+  const rd_kafka_metadata_t* md = nullptr;
+  rd_kafka_resp_err_t e = rd_kafka_metadata(_rk.get(), 1, nullptr, &md, 10000);
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    return make_error(errc::source_error, std::string("source metadata: ") + rd_kafka_err2str(e));
+  }
+  std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(
+      md, rd_kafka_metadata_destroy);
+  rd_kafka_topic_partition_list_t* add = rd_kafka_topic_partition_list_new(16);
+  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>
+      add_guard(add, rd_kafka_topic_partition_list_destroy);
+  for (int i = 0; i < md->topic_cnt; ++i) {
+    const auto& t = md->topics[i];
+    const std::string name = t.topic;
+    if (t.err != RD_KAFKA_RESP_ERR_NO_ERROR || t.partition_cnt <= 0 || !wanted(name)) continue;
+    if (!metadata::is_valid_topic_name(name)) continue;
+    auto existing = _meta->get_topic(name);
+    if (!existing) return make_error(errc::metadata_error, existing.message());
+    if (!*existing) {
+      auto created = _meta->create_topic(name, t.partition_cnt, {});
+      if (!created && created.code() != metadata::errc::already_exists) {
+        return make_error(errc::metadata_error, "creating " + name + ": " + created.message());
+      }
+      spdlog::info("mirror {}: created archive topic {} with {} partitions", _cfg.name, name,
+                   t.partition_cnt);
+    } else if ((*existing)->partition_count < t.partition_cnt) {
+      auto grown = _meta->create_partitions(name, t.partition_cnt);
+      if (!grown && grown.code() != metadata::errc::invalid_argument) {
+        return make_error(errc::metadata_error, "growing " + name + ": " + grown.message());
+      }
+      spdlog::info("mirror {}: grew archive topic {} to {} partitions", _cfg.name, name,
+                   t.partition_cnt);
+    }
+    for (int p = 0; p < t.partition_cnt; ++p) {
+      const auto key = std::pair(name, t.partitions[p].id);
+      if (_parts.count(key)) continue;
+      auto cp = _meta->get_mirror_checkpoint(_cfg.name, name, key.second);
+      if (!cp) return make_error(errc::metadata_error, cp.message());
+      int64_t start = RD_KAFKA_OFFSET_BEGINNING;
+      if (*cp) start = (*cp)->next_source_offset;
+      partition_state& st = _parts[key];
+      st.topic = name;
+      st.partition = key.second;
+      st.next_offset = *cp ? start : -1;
+      rd_kafka_topic_partition_list_add(add, name.c_str(), key.second)->offset = start;
+      spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, name, key.second,
+                   *cp ? std::to_string(start) : std::string("the earliest offset"));
+    }
+  }
+  if (add->cnt > 0) {
+    rd_kafka_error_t* aerr = rd_kafka_incremental_assign(_rk.get(), add);
+    if (aerr) {
+      std::string msg = rd_kafka_error_string(aerr);
+      rd_kafka_error_destroy(aerr);
+      return make_error(errc::source_error, "assign: " + msg);
+    }
+  }
+  return {};
+}
+
+// Writes every pending record into one ingest object and commits it with the checkpoints.
+cresult<void> mirror::flush() {
+  if (_pending_bytes == 0) return {};
+  storage::ingest_object_builder builder(_writer_id);
+  struct part_summary {
+    int64_t base = 0;
+    int64_t last = 0;
+    std::vector<metadata::batch_commit> batches;
+  };
+  std::map<std::pair<std::string, int32_t>, part_summary> summaries;
+  size_t records = 0;
+  for (auto& [key, st] : _parts) {
+    if (st.pending.empty()) continue;
+    part_summary& sum = summaries[key];
+    sum.base = st.pending.front().offset;
+    sum.last = st.pending.back().offset;
+    records += st.pending.size();
+    // Batches of one range must be contiguous (the read path numbers batch k+1 from batch k's
+    // last offset + 1), so a batch after the first starts right after its predecessor and a
+    // source gap becomes the first record's offset delta.
+    size_t i = 0;
+    int64_t batch_base = sum.base;
+    while (i < st.pending.size()) {
+      const source_record& first = st.pending[i];
+      std::vector<kafka::record_spec> specs;
+      size_t bytes = 0;
+      int64_t max_ts = first.timestamp;
+      size_t j = i;
+      for (; j < st.pending.size(); ++j) {
+        const source_record& r = st.pending[j];
+        if (j > i) {
+          if (r.log_append_time != first.log_append_time) break;
+          if (r.log_append_time && r.timestamp != first.timestamp) break;
+          if (bytes + r.size > _cfg.batch_max_bytes) break;
+          if (r.offset - batch_base > INT32_MAX / 2) break;
+        }
+        kafka::record_spec spec;
+        spec.key = r.key;
+        spec.value = r.value;
+        spec.headers = r.headers;
+        spec.timestamp_delta = r.log_append_time ? 0 : r.timestamp - first.timestamp;
+        spec.offset_delta = static_cast<int32_t>(r.offset - batch_base);
+        max_ts = std::max(max_ts, r.timestamp);
+        bytes += r.size;
+        specs.push_back(std::move(spec));
+      }
+      kafka::batch_build_options opt;
+      opt.base_offset = batch_base;
+      opt.attributes = static_cast<int16_t>(_cfg.compression | (first.log_append_time ? 0x8 : 0));
+      opt.base_timestamp = first.timestamp;
+      opt.max_timestamp = max_ts;
+      const int32_t last_delta = static_cast<int32_t>(st.pending[j - 1].offset - batch_base);
+      opt.last_offset_delta = last_delta;
+      auto batch = kafka::build_batch(opt, specs);
+      builder.add(st.topic, st.partition, batch,
+                  storage::ingest_batch_meta{last_delta + 1, max_ts, first.timestamp});
+      metadata::batch_commit bc;
+      bc.offset_count = last_delta + 1;
+      bc.max_timestamp = max_ts;
+      sum.batches.push_back(bc);
+      batch_base = st.pending[j - 1].offset + 1;
+      i = j;
+    }
+  }
+  auto obj = builder.finish();
+  metadata::mirror_commit commit;
+  commit.object_key = storage::ingest_object_key("", _writer_id, ++_sequence);
+  commit.object_size = obj.data.size();
+  for (const auto& r : obj.ranges) {
+    const auto key = std::pair(r.topic, r.partition);
+    const part_summary& sum = summaries.at(key);
+    metadata::mirror_range mr;
+    mr.range.topic = r.topic;
+    mr.range.partition = r.partition;
+    mr.range.byte_offset = r.offset;
+    mr.range.byte_length = r.length;
+    mr.range.min_timestamp = r.min_timestamp;
+    mr.range.max_timestamp = r.max_timestamp;
+    mr.range.batches = sum.batches;
+    mr.base_offset = sum.base;
+    mr.last_offset = sum.last;
+    commit.ranges.push_back(std::move(mr));
+    metadata::mirror_checkpoint cp;
+    cp.mirror_name = _cfg.name;
+    cp.source_topic = r.topic;
+    cp.source_partition = r.partition;
+    cp.topic = r.topic;
+    cp.partition = r.partition;
+    cp.next_source_offset = sum.last + 1;
+    commit.checkpoints.push_back(std::move(cp));
+  }
+  // Retries with backoff: a PUT of the same key and a repeated commit are both idempotent.
+  int64_t backoff = 50;
+  for (int attempt = 1;; ++attempt) {
+    auto put = _store->put(commit.object_key, obj.data);
+    if (put) break;
+    spdlog::warn("mirror {}: PUT {} failed (attempt {}): {}", _cfg.name, commit.object_key, attempt,
+                 put.message());
+    if (attempt >= 10) return make_error(errc::storage_error, put.message());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+  }
+  backoff = 50;
+  for (int attempt = 1;; ++attempt) {
+    auto c = _meta->commit_mirror_object(commit);
+    if (c) break;
+    if (c.code() == metadata::errc::fenced) return make_error(errc::fenced, c.message());
+    if (c.code() != metadata::errc::io_error && c.code() != metadata::errc::busy) {
+      return make_error(errc::metadata_error,
+                        "committing " + commit.object_key + ": " + c.message());
+    }
+    spdlog::warn("mirror {}: commit of {} failed (attempt {}): {}", _cfg.name, commit.object_key,
+                 attempt, c.message());
+    if (attempt >= 10) return make_error(errc::metadata_error, c.message());
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+    backoff = std::min<int64_t>(backoff * 2, 5000);
+  }
+  for (auto& [key, st] : _parts) st.pending.clear();
+  _records_total += records;
+  spdlog::debug("mirror {}: committed {} ({} bytes, {} records)", _cfg.name, commit.object_key,
+                commit.object_size, records);
+  _pending_bytes = 0;
+  _pending_since = -1;
+  return {};
+}
+
+cresult<void> mirror::run() {
+  if (auto r = open_stores(); !r) return r;
+  if (auto r = open_source(); !r) return r;
+  _writer_id = "mirror-" + key_safe(_cfg.name) + "-" + random_hex(12);
+  if (auto r = discover(); !r) return r;
+  int64_t last_discovery = now_ms();
+  int64_t last_log = now_ms();
+  uint64_t logged_total = 0;
+  while (!_stop.load()) {
+    int timeout = 100;
+    if (_pending_since >= 0) {
+      timeout =
+          static_cast<int>(std::clamp<int64_t>(_pending_since + _cfg.flush_ms - now_ms(), 0, 100));
+    }
+    rd_kafka_message_t* m = rd_kafka_consumer_poll(_rk.get(), timeout);
+    if (m) {
+      std::unique_ptr<rd_kafka_message_t, void (*)(rd_kafka_message_t*)> guard(
+          m, rd_kafka_message_destroy);
+      if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+        // nothing to do
+      } else if (m->err) {
+        spdlog::warn("mirror {}: source: {}", _cfg.name, rd_kafka_message_errstr(m));
+      } else {
+        const std::string topic = rd_kafka_topic_name(m->rkt);
+        auto it = _parts.find(std::pair(topic, m->partition));
+        if (it != _parts.end()) {
+          partition_state& st = it->second;
+          // A record below what was already taken (a re-delivery after a seek) is skipped, so
+          // offsets only ever move forward.
+          const int64_t floor = st.pending.empty() ? st.next_offset : st.pending.back().offset + 1;
+          if (m->offset >= floor) {
+            source_record r = copy_message(m);
+            _pending_bytes += r.size;
+            if (_pending_since < 0) _pending_since = now_ms();
+            st.pending.push_back(std::move(r));
+            st.next_offset = m->offset + 1;
+          }
+        }
+      }
+    }
+    if (_pending_bytes >= _cfg.flush_bytes ||
+        (_pending_since >= 0 && now_ms() - _pending_since >= _cfg.flush_ms)) {
+      if (auto r = flush(); !r) return r;
+    }
+    if (now_ms() - last_discovery >= _cfg.discovery_interval_ms) {
+      if (auto r = discover(); !r) {
+        if (r.code() != errc::source_error) return r;
+        spdlog::warn("mirror {}: {}", _cfg.name, r.message());
+      }
+      last_discovery = now_ms();
+    }
+    if (now_ms() - last_log >= 10000) {
+      spdlog::info("mirror {}: {} records mirrored ({} in the last {} s)", _cfg.name,
+                   _records_total, _records_total - logged_total, (now_ms() - last_log) / 1000);
+      logged_total = _records_total;
+      last_log = now_ms();
+    }
+  }
+  if (auto r = flush(); !r) return r;
+  spdlog::info("mirror {}: stopped after {} records", _cfg.name, _records_total);
+  return {};
+}
+
+}  // namespace
+
+cresult<void> run_mirror(const mirror_config& config, const std::atomic<bool>& stop) {
+  mirror m(config, stop);
+  return m.run();
+}
+
+}  // namespace sh::connector

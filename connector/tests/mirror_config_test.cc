@@ -1,0 +1,65 @@
+#include <gtest/gtest.h>
+
+#include "sh/connector/mirror.h"
+
+namespace sh::connector {
+namespace {
+
+std::map<std::string, std::string> base() {
+  return {{"mirror.name", "m1"},
+          {"source.bootstrap.servers", "localhost:9092"},
+          {"topics", "a, b,,c"},
+          {"metadata.url", "sqlite::memory:"},
+          {"storage.url", "/tmp/x"}};
+}
+
+TEST(mirror_config, parses_and_defaults) {
+  auto c = parse_mirror_config(base());
+  ASSERT_TRUE(c) << c.message();
+  EXPECT_EQ(c->name, "m1");
+  EXPECT_EQ(c->topics, (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(c->source_props.at("bootstrap.servers"), "localhost:9092");
+  EXPECT_EQ(c->source_props.at("isolation.level"), "read_committed");
+}
+
+TEST(mirror_config, passes_source_properties_through) {
+  auto p = base();
+  p["source.isolation.level"] = "read_uncommitted";
+  p["source.security.protocol"] = "ssl";
+  auto c = parse_mirror_config(p);
+  ASSERT_TRUE(c) << c.message();
+  EXPECT_EQ(c->source_props.at("isolation.level"), "read_uncommitted");
+  EXPECT_EQ(c->source_props.at("security.protocol"), "ssl");
+}
+
+TEST(mirror_config, rejects_unknown_and_missing_keys) {
+  auto p = base();
+  p.emplace("mirror.nmae", "x");
+  EXPECT_EQ(parse_mirror_config(p).code(), errc::invalid_config);
+  for (const char* k :
+       {"mirror.name", "source.bootstrap.servers", "topics", "metadata.url", "storage.url"}) {
+    auto q = base();
+    q.erase(k);
+    EXPECT_EQ(parse_mirror_config(q).code(), errc::invalid_config) << k;
+  }
+}
+
+TEST(mirror_config, rejects_bad_values) {
+  auto p = base();
+  p.emplace("topics.regex", "(");
+  EXPECT_EQ(parse_mirror_config(p).code(), errc::invalid_config);
+  p = base();
+  p.emplace("flush.ms", "abc");
+  EXPECT_EQ(parse_mirror_config(p).code(), errc::invalid_config);
+  p = base();
+  p.insert_or_assign("archive.compression.type", std::string("brotli"));
+  EXPECT_EQ(parse_mirror_config(p).code(), errc::invalid_config);
+  p = base();
+  p.insert_or_assign("archive.compression.type", std::string("zstd"));
+  auto c = parse_mirror_config(p);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->compression, 4);
+}
+
+}  // namespace
+}  // namespace sh::connector
