@@ -203,6 +203,45 @@ class Context:
                             f"{timeout} s: {last and (last.error, len(last.partitions))}")
 
 
+REMOTE_ENV = ["S3_ENDPOINT", "S3_REGION", "S3_ACCESS_KEY", "S3_SECRET_KEY", "PG_URL"]
+
+
+def remote_backend(work):
+    """A bucket on the test services' S3 server and a database on their PostgreSQL, both new.
+    Returns (broker config, cleanup function)."""
+    env = os.environ
+    suffix = "".join(c for c in os.path.basename(work).lower() if c.isalnum())[-12:]
+    bucket, db = f"sh-compat-{suffix}", f"sh_compat_{suffix}"
+    netrc = os.path.join(work, "s3.netrc")
+    with open(netrc, "w") as f:
+        f.write(f"machine 127.0.0.1 login {env['S3_ACCESS_KEY']} password {env['S3_SECRET_KEY']}\n")
+    code = subprocess.run(
+        ["curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT",
+         "--aws-sigv4", f"aws:amz:{env['S3_REGION']}:s3", "--netrc-file", netrc,
+         "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", f"{env['S3_ENDPOINT']}/{bucket}"],
+        capture_output=True, text=True, timeout=30).stdout
+    check(code == "200", f"creating bucket {bucket}: HTTP {code}")
+    r = subprocess.run(["psql", env["PG_URL"], "-qAt", "-c", f"CREATE DATABASE {db}"],
+                       capture_output=True, text=True, timeout=30)
+    check(r.returncode == 0, f"CREATE DATABASE {db}: {r.stderr}")
+
+    def cleanup():
+        subprocess.run(["psql", env["PG_URL"], "-qAt", "-c", f"DROP DATABASE IF EXISTS {db}"],
+                       capture_output=True, timeout=30)
+
+    config = {
+        "metadata.url": env["PG_URL"].rsplit("/", 1)[0] + "/" + db,
+        "storage.url": f"s3://{bucket}/compat",
+        "s3.endpoint": env["S3_ENDPOINT"],
+        "s3.region": env["S3_REGION"],
+        "s3.access.key": env["S3_ACCESS_KEY"],
+        "s3.secret.key": env["S3_SECRET_KEY"],
+        "ingest.flush.ms": "20",
+    }
+    log(f"backends: PostgreSQL database {db}, s3://{bucket}/compat")
+    return config, cleanup
+
+
 def main(run, topics, time_limit=120, extra_config=None):
     """Runs the scenario and exits the process with 0 (pass) or 1 (fail)."""
     code = _main(run, topics, time_limit, extra_config)
@@ -217,6 +256,9 @@ def _main(run, topics, time_limit, extra_config):
     g.add_argument("--broker", help="streamhouse binary")
     g.add_argument("--mock", help="sh_mock_kafka binary (harness self-check)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--remote", action="store_true",
+                    help="run the broker on PostgreSQL + S3 from the test services' env "
+                         "(exit 77, skipped, without them)")
     args, extra = ap.parse_known_args()  # the scenario's own flags stay in ctx.flags
     binary = args.broker or args.mock
     if not (os.path.isfile(binary) and os.access(binary, os.X_OK)):
@@ -226,7 +268,14 @@ def _main(run, topics, time_limit, extra_config):
 
     # A hang fails the scenario with every thread's stack rather than blocking CI.
     faulthandler.dump_traceback_later(time_limit, exit=True)
+    if args.remote and any(not os.environ.get(v) for v in REMOTE_ENV):
+        print(f"SKIP: --remote needs {' '.join(REMOTE_ENV)} (tests/services/test-services.sh)")
+        return 77
     work = tempfile.mkdtemp(prefix="sh-compat-")
+    cleanup = None
+    if args.remote:
+        remote_config, cleanup = remote_backend(work)
+        extra_config = {**remote_config, **(extra_config or {})}
     broker = Broker(binary, work, args.mock is not None, topics, extra_config)
     ok = False
     try:
@@ -247,6 +296,8 @@ def _main(run, topics, time_limit, extra_config):
     finally:
         faulthandler.cancel_dump_traceback_later()
         broker.kill()
+        if cleanup:
+            cleanup()
         if not ok:
             broker.print_logs()
         if ok and not args.keep:
