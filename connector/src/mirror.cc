@@ -14,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "batch_rebuild.h"
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
 #include "sh/storage/ingest_object.h"
@@ -27,17 +28,6 @@ int64_t now_ms() {
              std::chrono::steady_clock::now().time_since_epoch())
       .count();
 }
-
-// One record as read from the source, owned (librdkafka's message is destroyed at once).
-struct source_record {
-  int64_t offset = 0;
-  int64_t timestamp = -1;
-  bool log_append_time = false;
-  std::optional<std::string> key;
-  std::optional<std::string> value;
-  std::vector<kafka::record_header_spec> headers;
-  size_t size = 0;
-};
 
 struct partition_state {
   std::string topic;
@@ -267,51 +257,13 @@ cresult<void> mirror::flush() {
     sum.base = st.pending.front().offset;
     sum.last = st.pending.back().offset;
     records += st.pending.size();
-    // Batches of one range must be contiguous (the read path numbers batch k+1 from batch k's
-    // last offset + 1), so a batch after the first starts right after its predecessor and a
-    // source gap becomes the first record's offset delta.
-    size_t i = 0;
-    int64_t batch_base = sum.base;
-    while (i < st.pending.size()) {
-      const source_record& first = st.pending[i];
-      std::vector<kafka::record_spec> specs;
-      size_t bytes = 0;
-      int64_t max_ts = first.timestamp;
-      size_t j = i;
-      for (; j < st.pending.size(); ++j) {
-        const source_record& r = st.pending[j];
-        if (j > i) {
-          if (r.log_append_time != first.log_append_time) break;
-          if (r.log_append_time && r.timestamp != first.timestamp) break;
-          if (bytes + r.size > _cfg.batch_max_bytes) break;
-          if (r.offset - batch_base > INT32_MAX / 2) break;
-        }
-        kafka::record_spec spec;
-        spec.key = r.key;
-        spec.value = r.value;
-        spec.headers = r.headers;
-        spec.timestamp_delta = r.log_append_time ? 0 : r.timestamp - first.timestamp;
-        spec.offset_delta = static_cast<int32_t>(r.offset - batch_base);
-        max_ts = std::max(max_ts, r.timestamp);
-        bytes += r.size;
-        specs.push_back(std::move(spec));
-      }
-      kafka::batch_build_options opt;
-      opt.base_offset = batch_base;
-      opt.attributes = static_cast<int16_t>(_cfg.compression | (first.log_append_time ? 0x8 : 0));
-      opt.base_timestamp = first.timestamp;
-      opt.max_timestamp = max_ts;
-      const int32_t last_delta = static_cast<int32_t>(st.pending[j - 1].offset - batch_base);
-      opt.last_offset_delta = last_delta;
-      auto batch = kafka::build_batch(opt, specs);
-      builder.add(st.topic, st.partition, batch,
-                  storage::ingest_batch_meta{last_delta + 1, max_ts, first.timestamp});
+    for (auto& b : rebuild_batches(st.pending, _cfg.batch_max_bytes, _cfg.compression)) {
+      builder.add(st.topic, st.partition, b.bytes,
+                  storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
       metadata::batch_commit bc;
-      bc.offset_count = last_delta + 1;
-      bc.max_timestamp = max_ts;
+      bc.offset_count = b.offset_count;
+      bc.max_timestamp = b.max_timestamp;
       sum.batches.push_back(bc);
-      batch_base = st.pending[j - 1].offset + 1;
-      i = j;
     }
   }
   auto obj = builder.finish();
@@ -407,6 +359,10 @@ cresult<void> mirror::run() {
           // offsets only ever move forward.
           const int64_t floor = st.pending.empty() ? st.next_offset : st.pending.back().offset + 1;
           if (m->offset >= floor) {
+            // A gap too wide for an int32 offset delta starts a new range (a new flush).
+            if (!st.pending.empty() && m->offset - st.pending.back().offset > (int64_t{1} << 30)) {
+              if (auto r = flush(); !r) return r;
+            }
             source_record r = copy_message(m);
             _pending_bytes += r.size;
             if (_pending_since < 0) _pending_since = now_ms();
