@@ -66,7 +66,9 @@ expected_total() {  # $1 = dump file: sum over partitions of (max offset + 1)
 
 wait_started() {  # $1 = log, $2 = "starts at" lines expected in it
   for _ in $(seq 1 300); do
-    (( $(grep -c "starts at" "$1" || true) >= $2 )) && return 0
+    local n
+    n=$(grep -c "starts at" "$1" 2>/dev/null || true)
+    (( ${n:-0} >= $2 )) && return 0
     sleep 0.05
   done
   fail "mirror did not start: $(tail -3 "$1")"
