@@ -100,6 +100,8 @@ class mirror {
   cresult<void> open_stores();
   cresult<void> open_source();
   cresult<void> discover();
+  cresult<bool> acquire_lease();
+  cresult<void> renew_lease();
   cresult<void> flush();
   bool wanted(const std::string& topic) const;
 
@@ -114,7 +116,49 @@ class mirror {
   size_t _pending_bytes = 0;
   int64_t _pending_since = -1;
   uint64_t _records_total = 0;
+  std::string _lease_name;
+  int64_t _lease_epoch = 0;
+  int64_t _lease_renewed = 0;
 };
+
+// Waits (while not stopped) until this process holds the mirror's lease. false: stopped first.
+cresult<bool> mirror::acquire_lease() {
+  _lease_name = "mirror:" + _cfg.name;
+  std::string last_holder;
+  while (!_stop.load()) {
+    auto l = _meta->acquire_lease(_lease_name, _writer_id, _cfg.lease_timeout_ms);
+    if (!l) return make_error(errc::metadata_error, "lease " + _lease_name + ": " + l.message());
+    if (l->owner == _writer_id) {
+      _lease_epoch = l->epoch;
+      _lease_renewed = now_ms();
+      spdlog::info("mirror {}: holding lease {} at epoch {}", _cfg.name, _lease_name, l->epoch);
+      return true;
+    }
+    if (l->owner != last_holder) {
+      spdlog::info("mirror {}: standing by, lease {} is held by {}", _cfg.name, _lease_name,
+                   l->owner);
+      last_holder = l->owner;
+    }
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::clamp<int64_t>(_cfg.lease_timeout_ms / 5, 100, 2000)));
+  }
+  return false;
+}
+
+cresult<void> mirror::renew_lease() {
+  if (now_ms() - _lease_renewed < _cfg.lease_timeout_ms / 3) return {};
+  auto l = _meta->renew_lease(_lease_name, _writer_id, _lease_epoch, _cfg.lease_timeout_ms);
+  if (!l) {
+    if (l.code() == metadata::errc::fenced) {
+      return make_error(errc::fenced, "lost lease " + _lease_name + ": " + l.message());
+    }
+    // Transient: the commit fence still protects the data; try again on the next turn.
+    spdlog::warn("mirror {}: renewing lease {}: {}", _cfg.name, _lease_name, l.message());
+    return {};
+  }
+  _lease_renewed = now_ms();
+  return {};
+}
 
 cresult<void> mirror::open_stores() {
   auto meta = metadata::open_metadata_store(_cfg.metadata_url);
@@ -268,6 +312,7 @@ cresult<void> mirror::flush() {
   }
   auto obj = builder.finish();
   metadata::mirror_commit commit;
+  commit.fence = metadata::lease_fence{_lease_name, _lease_epoch};
   commit.object_key = storage::ingest_object_key("", _writer_id, ++_sequence);
   commit.object_size = obj.data.size();
   for (const auto& r : obj.ranges) {
@@ -332,6 +377,11 @@ cresult<void> mirror::run() {
   if (auto r = open_stores(); !r) return r;
   if (auto r = open_source(); !r) return r;
   _writer_id = "mirror-" + key_safe(_cfg.name) + "-" + random_hex(12);
+  {
+    auto held = acquire_lease();
+    if (!held) return held.error();
+    if (!*held) return {};  // stopped while standing by
+  }
   if (auto r = discover(); !r) return r;
   int64_t last_discovery = now_ms();
   int64_t last_log = now_ms();
@@ -376,6 +426,7 @@ cresult<void> mirror::run() {
         (_pending_since >= 0 && now_ms() - _pending_since >= _cfg.flush_ms)) {
       if (auto r = flush(); !r) return r;
     }
+    if (auto r = renew_lease(); !r) return r;
     if (now_ms() - last_discovery >= _cfg.discovery_interval_ms) {
       if (auto r = discover(); !r) {
         if (r.code() != errc::source_error) return r;
@@ -391,6 +442,9 @@ cresult<void> mirror::run() {
     }
   }
   if (auto r = flush(); !r) return r;
+  if (auto r = _meta->release_lease(_lease_name, _writer_id, _lease_epoch); !r) {
+    spdlog::warn("mirror {}: releasing lease {}: {}", _cfg.name, _lease_name, r.message());
+  }
   spdlog::info("mirror {}: stopped after {} records", _cfg.name, _records_total);
   return {};
 }

@@ -77,6 +77,9 @@ const key_doc k_keys[] = {
     {"archive.compression.type", "none",
      "Codec of the rebuilt batches: none gzip snappy lz4 zstd."},
     {"topic.discovery.interval.ms", "30000", "How often new topics and partitions are looked for."},
+    {"lease.timeout.ms", "15000",
+     "The mirror holds the lease 'mirror:<mirror.name>' for this long, renewed every third of it; "
+     "a standby process with the same mirror.name takes over this long after the holder died."},
     {"log.level", "info", "trace debug info warn error."},
 };
 
@@ -154,6 +157,9 @@ cresult<mirror_config> parse_mirror_config(const std::map<std::string, std::stri
                           "archive.compression.type: expected none, gzip, snappy, lz4 or zstd");
       }
       c.compression = found;
+    } else if (key == "lease.timeout.ms") {
+      MIRROR_TRY(v, parse_int(key, value, 1000, int64_t{3600} * 1000));
+      c.lease_timeout_ms = v;
     } else if (key == "log.level") {
       c.log_level = value;
     } else {

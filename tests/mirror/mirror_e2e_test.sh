@@ -8,6 +8,8 @@
 #  2. kill -9: a bigger topic mirrored in tiny flushes, the mirror SIGKILLed three times at
 #     random moments and restarted; the final archive must equal the source (no loss, no
 #     duplicate: a duplicate commit would be refused below the high watermark and fail the run).
+#  3. takeover: a second process with the same mirror.name stands by on the lease and finishes
+#     the copy after the first is SIGKILLed, within the lease timeout.
 # usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN
 set -euo pipefail
 SH_BIN=$1
@@ -143,7 +145,7 @@ start_mock mock2 --partitions 3 --rounds 2 --bulk 40000
 B=$WORK/b; mkdir -p "$B"
 dump "$MOCK_BOOT" mirrored "$WORK/source2.dump"
 EXPECTED=$(expected_total "$WORK/source2.dump")
-printf 'flush.bytes=8192\nflush.ms=10\n' | write_mirror_config "$B" "$MOCK_BOOT"
+printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=1500\n' | write_mirror_config "$B" "$MOCK_BOOT"
 for round in 1 2 3; do
   "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
   MPID=$!; PIDS+=($MPID)
@@ -152,9 +154,10 @@ for round in 1 2 3; do
   at=$(mirrored_total "$B")
   echo "  killed at $at of $EXPECTED"
 done
+before=$(grep -c "starts at" "$B/mirror.log" || true)
 "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
 MPID=$!; PIDS+=($MPID)
-wait_started "$B/mirror.log" 12
+wait_started "$B/mirror.log" $(( ${before:-0} + 3 ))
 wait_total "$B" "$EXPECTED" $MPID
 kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
 if grep -qi "conflict\|error" "$B/mirror.log"; then
@@ -162,4 +165,30 @@ if grep -qi "conflict\|error" "$B/mirror.log"; then
   fail "mirror logged errors"
 fi
 check_through_broker "$B" "$WORK/source2.dump"
+
+# ---- 3. a standby process takes over from a dead one within the lease timeout ----
+echo "takeover: two mirror processes, the lease holder is SIGKILLed"
+start_mock mock3 --partitions 3 --rounds 2 --bulk 40000
+C=$WORK/c; mkdir -p "$C"
+dump "$MOCK_BOOT" mirrored "$WORK/source3.dump"
+EXPECTED=$(expected_total "$WORK/source3.dump")
+printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=2000\n' | write_mirror_config "$C" "$MOCK_BOOT"
+"$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-a.log" 2>&1 &
+APID=$!; PIDS+=($APID)
+wait_started "$C/mirror-a.log" 3
+"$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-b.log" 2>&1 &
+BPID=$!; PIDS+=($BPID)
+for _ in $(seq 1 100); do grep -q "standing by" "$C/mirror-b.log" && break; sleep 0.05; done
+grep -q "standing by" "$C/mirror-b.log" || fail "second mirror did not stand by: $(tail -3 "$C/mirror-b.log")"
+sleep 0.5
+kill -9 $APID; wait $APID 2>/dev/null || true
+killed_at=$(date +%s%N)
+echo "  holder killed at $(mirrored_total "$C") of $EXPECTED"
+wait_started "$C/mirror-b.log" 3
+took=$(( ($(date +%s%N) - killed_at) / 1000000 ))
+echo "  standby took over after ${took} ms (lease timeout 2000 ms)"
+(( took < 6000 )) || fail "takeover took ${took} ms"
+wait_total "$C" "$EXPECTED" $BPID
+kill -TERM $BPID; wait $BPID || fail "standby mirror exit status after SIGTERM"
+check_through_broker "$C" "$WORK/source3.dump"
 echo "PASS"

@@ -43,6 +43,7 @@ struct mirror_config {
   size_t batch_max_bytes = size_t{1} << 20;  // batch.max.bytes: rebuilt batch size bound
   int compression = 0;                       // archive.compression.type as Kafka codec bits
   int64_t discovery_interval_ms = 30000;     // topic.discovery.interval.ms
+  int64_t lease_timeout_ms = 15000;          // lease.timeout.ms: a dead mirror's takeover delay
   std::string log_level = "info";
 };
 
