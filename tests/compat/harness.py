@@ -274,7 +274,12 @@ def _main(run, topics, time_limit, extra_config):
     work = tempfile.mkdtemp(prefix="sh-compat-")
     cleanup = None
     if args.remote:
-        remote_config, cleanup = remote_backend(work)
+        try:
+            remote_config, cleanup = remote_backend(work)
+        except (ScenarioError, OSError, subprocess.SubprocessError) as e:
+            print(f"FAIL: setting up PostgreSQL + S3 for the broker: {e}")
+            print(f"work directory kept: {work}")
+            return 1
         extra_config = {**remote_config, **(extra_config or {})}
     broker = Broker(binary, work, args.mock is not None, topics, extra_config)
     ok = False
