@@ -18,6 +18,7 @@ extern "C" void on_stop_signal(int) { g_stop.store(true); }
 void mirror_usage(FILE* out) {
   std::fprintf(out,
                "usage: streamhouse mirror --config FILE\n"
+               "       streamhouse mirror verify --config FILE [--topic T]\n"
                "  copies live Kafka topics into the archive with offsets preserved\n\n%s",
                mirror_config_help_text().c_str());
 }
@@ -29,7 +30,17 @@ int run_mirror_command(int argc, char** argv) {
   std::signal(SIGINT, on_stop_signal);
   std::signal(SIGTERM, on_stop_signal);
   std::string config_path;
+  std::string topic;
+  bool verify = false;
   for (int i = 2; i < argc; ++i) {
+    if (i == 2 && !std::strcmp(argv[i], "verify")) {
+      verify = true;
+      continue;
+    }
+    if (verify && !std::strcmp(argv[i], "--topic") && i + 1 < argc) {
+      topic = argv[++i];
+      continue;
+    }
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       mirror_usage(stdout);
       return 0;
@@ -54,6 +65,14 @@ int run_mirror_command(int argc, char** argv) {
     spdlog::set_default_logger(spdlog::stderr_color_mt("streamhouse"));
   }
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
+  if (verify) {
+    auto same = verify_mirror(*cfg, topic, stdout);
+    if (!same) {
+      std::fprintf(stderr, "streamhouse mirror verify: %s\n", same.message().c_str());
+      return 2;
+    }
+    return *same ? 0 : 1;
+  }
   auto r = run_mirror(*cfg, g_stop);
   if (!r) {
     spdlog::error("mirror {}: {}", cfg->name, r.message());

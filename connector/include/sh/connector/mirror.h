@@ -5,6 +5,7 @@
 // error). librdkafka keeps its own threads; the metadata and object stores are called
 // synchronously from the mirror thread.
 #include <atomic>
+#include <cstdio>
 #include <map>
 #include <string>
 #include <vector>
@@ -55,6 +56,12 @@ std::string mirror_config_help_text();
 // Runs the mirror until `stop` becomes true (then flushes what it has read and returns) or a
 // fatal error (fenced, conflicting archive content, bad config).
 cresult<void> run_mirror(const mirror_config& config, const std::atomic<bool>& stop);
+
+// Compares the archive with the source for every partition the mirror has a checkpoint for
+// (only `topic` when not empty), over [max(source log start, archive log start), checkpoint):
+// first/last offset, record count and a digest over offsets, timestamps and their type, keys,
+// values and headers. Writes one line per partition to `report`; true when all are identical.
+cresult<bool> verify_mirror(const mirror_config& config, const std::string& topic, FILE* report);
 
 // `streamhouse mirror ...` (argv[1] == "mirror"): parses arguments, installs SIGINT/SIGTERM
 // handlers, runs the mirror. Returns the process exit code.
