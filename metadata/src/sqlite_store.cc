@@ -378,6 +378,33 @@ constexpr const char* k_select_index =
     "   AND base_offset <= ?3 ORDER BY base_offset DESC LIMIT 1), ?3)"
     " ORDER BY base_offset LIMIT ?4";
 
+constexpr const char* k_select_index_span =
+    "SELECT base_offset, last_offset, max_timestamp, record_count, object_key, byte_offset,"
+    " byte_length FROM index_entries WHERE topic_key = ?1 AND partition = ?2"
+    " AND last_offset >= ?3 AND base_offset <= ?4 ORDER BY base_offset";
+constexpr const char* k_select_watermark_before =
+    "SELECT timestamp_watermark FROM index_entries WHERE topic_key = ?1 AND partition = ?2"
+    " AND base_offset < ?3 ORDER BY base_offset DESC LIMIT 1";
+constexpr const char* k_insert_segment_object =
+    "INSERT INTO objects (object_key, object_size, kind, state, created_at_ms)"
+    " VALUES (?1, ?2, 'segment', 'live', ?3)";
+constexpr const char* k_delete_index_span =
+    "DELETE FROM index_entries WHERE topic_key = ?1 AND partition = ?2"
+    " AND base_offset >= ?3 AND base_offset <= ?4";
+// delete_after_ms holds the time the object lost its last index row; the collector adds the
+// grace period.
+constexpr const char* k_mark_unreferenced =
+    "UPDATE objects SET state = 'deleting', delete_after_ms = ?2 WHERE object_key = ?1"
+    " AND state = 'live' AND NOT EXISTS (SELECT 1 FROM index_entries WHERE object_key = ?1)";
+constexpr const char* k_select_unreferenced =
+    "SELECT object_key, object_size, delete_after_ms FROM objects"
+    " WHERE state = 'deleting' AND delete_after_ms <= ?1 ORDER BY delete_after_ms, object_key"
+    " LIMIT ?2";
+constexpr const char* k_select_object_state =
+    "SELECT state, EXISTS (SELECT 1 FROM index_entries WHERE object_key = ?1) FROM objects"
+    " WHERE object_key = ?1";
+constexpr const char* k_delete_object = "DELETE FROM objects WHERE object_key = ?1";
+
 topic_info topic_from_row(const query& q) {
   topic_info t;
   t.name = q.text(1);
@@ -1085,6 +1112,121 @@ class sqlite_store final : public metadata_store {
                                                     q.text(4), static_cast<uint64_t>(q.i64(5)),
                                                     static_cast<uint64_t>(q.i64(6))});
     });
+  }
+
+  mresult<void> replace_with_segment(const segment_replacement& r) override {
+    SH_META_CHECK(validate_segment_replacement(r));
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    SH_META_CHECK(check_fence(c, r.fence));
+    SH_META_TRY(key, topic_key_of(c, r.topic));
+    SH_META_TRY(offsets, partition_offsets_of(c, key, r.topic, r.partition));
+    (void)offsets;
+    {
+      // The rows must be exactly what the compactor copied: anything else (DeleteRecords, another
+      // compactor) makes the segment stale.
+      SH_META_TRY(q, c.prepare(k_select_index_span));
+      q.bind(1, key).bind(2, r.partition).bind(3, r.first_offset).bind(4, r.last_offset);
+      size_t i = 0;
+      for (;; ++i) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        index_entry e{q.i64(0),
+                      q.i64(1),
+                      q.i64(2),
+                      q.i64(3),
+                      q.text(4),
+                      static_cast<uint64_t>(q.i64(5)),
+                      static_cast<uint64_t>(q.i64(6))};
+        if (i >= r.replaced.size() || !same_index_entry(e, r.replaced[i])) {
+          return make_error(errc::conflict, "index of " + r.topic + "-" +
+                                                std::to_string(r.partition) +
+                                                " changed under compaction");
+        }
+      }
+      if (i != r.replaced.size()) {
+        return make_error(errc::conflict, "index rows of " + r.topic + "-" +
+                                              std::to_string(r.partition) + " are gone");
+      }
+    }
+    int64_t watermark = -1;
+    {
+      SH_META_TRY(q, c.prepare(k_select_watermark_before));
+      SH_META_TRY(row, q.bind(1, key).bind(2, r.partition).bind(3, r.first_offset).step());
+      if (row) watermark = q.i64(0);
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_select_object_size));
+      SH_META_TRY(row, q.bind(1, r.segment_key).step());
+      if (row) {
+        return make_error(errc::conflict, "object '" + r.segment_key + "' is already registered");
+      }
+    }
+    int64_t now = now_ms();
+    {
+      SH_META_TRY(q, c.prepare(k_insert_segment_object));
+      q.bind(1, r.segment_key).bind(2, static_cast<int64_t>(r.segment_size));
+      SH_META_CHECK(q.bind(3, now).run());
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_delete_index_span));
+      q.bind(1, key).bind(2, r.partition).bind(3, r.first_offset).bind(4, r.last_offset);
+      SH_META_CHECK(q.run());
+    }
+    for (const index_entry& e : r.entries) {
+      watermark = std::max(watermark, e.max_timestamp);
+      SH_META_TRY(q, c.prepare(k_insert_index_entry));
+      q.bind(1, key).bind(2, r.partition).bind(3, e.base_offset);
+      q.bind(4, e.last_offset).bind(5, e.max_timestamp).bind(6, e.record_count);
+      q.bind(7, r.segment_key).bind(8, static_cast<int64_t>(e.byte_offset));
+      SH_META_CHECK(q.bind(9, static_cast<int64_t>(e.byte_length)).bind(10, watermark).run());
+    }
+    std::set<std::string> old_objects;
+    for (const index_entry& e : r.replaced) old_objects.insert(e.object_key);
+    for (const std::string& object : old_objects) {
+      SH_META_TRY(q, c.prepare(k_mark_unreferenced));
+      SH_META_CHECK(q.bind(1, object).bind(2, now).run());
+    }
+    return txn.commit();
+  }
+
+  mresult<std::vector<unreferenced_object>> list_unreferenced_objects(
+      int64_t unreferenced_before_ms, size_t max_objects) override {
+    return with_reader([&](connection& c) -> mresult<std::vector<unreferenced_object>> {
+      std::vector<unreferenced_object> out;
+      if (max_objects == 0) return out;
+      int64_t limit = max_objects > static_cast<size_t>(std::numeric_limits<int64_t>::max())
+                          ? std::numeric_limits<int64_t>::max()
+                          : static_cast<int64_t>(max_objects);
+      SH_META_TRY(q, c.prepare(k_select_unreferenced));
+      q.bind(1, unreferenced_before_ms).bind(2, limit);
+      for (;;) {
+        SH_META_TRY(row, q.step());
+        if (!row) break;
+        out.push_back({q.text(0), static_cast<uint64_t>(q.i64(1)), q.i64(2)});
+      }
+      return out;
+    });
+  }
+
+  mresult<void> forget_object(const std::string& object_key) override {
+    std::lock_guard lock(_write_mu);
+    connection& c = *_writer;
+    SH_META_TRY(txn, transaction::begin(c, true));
+    {
+      SH_META_TRY(q, c.prepare(k_select_object_state));
+      SH_META_TRY(row, q.bind(1, object_key).step());
+      if (!row) return {};
+      if (q.text(0) != "deleting" || q.i64(1) != 0) {
+        return make_error(errc::conflict, "object '" + object_key + "' is still referenced");
+      }
+    }
+    {
+      SH_META_TRY(q, c.prepare(k_delete_object));
+      SH_META_CHECK(q.bind(1, object_key).run());
+    }
+    return txn.commit();
   }
 
   mresult<void> set_commit_listener(commit_listener listener) override {

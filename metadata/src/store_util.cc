@@ -347,4 +347,65 @@ void record_sequences(producer_states& states, std::set<producer_key>& touched, 
   }
 }
 
+namespace {
+
+mresult<void> check_tiling(const std::vector<index_entry>& rows, int64_t first, int64_t last,
+                           const char* what) {
+  if (rows.empty()) return make_error(errc::invalid_argument, std::string(what) + ": no rows");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const index_entry& e = rows[i];
+    // The previous row ended below `last`, so adding 1 cannot overflow.
+    bool starts_right =
+        i == 0 ? e.base_offset == first
+               : rows[i - 1].last_offset < last && e.base_offset == rows[i - 1].last_offset + 1;
+    if (!starts_right || e.last_offset < e.base_offset || e.last_offset > last ||
+        e.byte_length == 0 || e.object_key.empty() || e.object_key.size() > max_object_key_length ||
+        e.object_key.find('\0') != std::string::npos) {
+      return make_error(errc::invalid_argument,
+                        std::string(what) + ": rows do not tile the offset range");
+    }
+  }
+  if (rows.back().last_offset != last) {
+    return make_error(errc::invalid_argument, std::string(what) + ": rows end before the range");
+  }
+  return {};
+}
+
+}  // namespace
+
+mresult<void> validate_segment_replacement(const segment_replacement& r) {
+  if (r.topic.empty() || r.partition < 0 || r.first_offset < 0 || r.last_offset < r.first_offset) {
+    return make_error(errc::invalid_argument, "segment replacement: bad partition or range");
+  }
+  if (r.segment_key.empty() || r.segment_key.size() > max_object_key_length ||
+      r.segment_key.find('\0') != std::string::npos) {
+    return make_error(errc::invalid_argument, "segment replacement: bad segment key");
+  }
+  if (r.fence.name.empty() || r.fence.epoch < 1) {
+    return make_error(errc::invalid_argument, "segment replacement: a lease fence is required");
+  }
+  SH_META_CHECK(check_tiling(r.replaced, r.first_offset, r.last_offset, "replaced rows"));
+  SH_META_CHECK(check_tiling(r.entries, r.first_offset, r.last_offset, "segment rows"));
+  for (const index_entry& e : r.entries) {
+    if (e.object_key != r.segment_key || e.byte_offset > r.segment_size ||
+        e.byte_length > r.segment_size - e.byte_offset || e.record_count < 1) {
+      return make_error(errc::invalid_argument,
+                        "segment replacement: a new row is outside the segment");
+    }
+  }
+  for (const index_entry& e : r.replaced) {
+    if (e.object_key == r.segment_key) {
+      return make_error(errc::invalid_argument, "segment replacement: segment replaces itself");
+    }
+  }
+  return {};
+}
+
+bool same_index_entry(const index_entry& a, const index_entry& b) {
+  return a.base_offset == b.base_offset && a.last_offset == b.last_offset &&
+         a.max_timestamp == b.max_timestamp && a.record_count == b.record_count &&
+         a.object_key == b.object_key && a.byte_offset == b.byte_offset &&
+         a.byte_length == b.byte_length;
+}
+
 }  // namespace sh::metadata::detail

@@ -44,6 +44,11 @@ mresult<void> validate_configs(const std::map<std::string, std::string>& configs
 // an error value, never a crash.
 mresult<void> validate_commit(const object_commit& commit);
 mresult<void> validate_mirror_commit(const mirror_commit& commit);
+// Checks a compaction swap's shape: keys, both row lists tiling [first_offset, last_offset], new
+// rows inside the segment.
+mresult<void> validate_segment_replacement(const segment_replacement& r);
+// Whether two index rows are the same row (every field).
+bool same_index_entry(const index_entry& a, const index_entry& b);
 
 // Empty means "no transactional id".
 mresult<void> validate_transactional_id(const std::string& transactional_id);

@@ -1664,6 +1664,137 @@ TEST_P(conformance, concurrent_commits_have_no_gaps_or_overlaps) {
   EXPECT_GT(total, 0);
 }
 
+// ---- compaction swap and object garbage collection ----------------------------------------
+
+// Two ingest objects with two ranges of c-0 each (offsets 0..9), and one range of c-1 in "i1".
+class segment_swap : public conformance {
+ protected:
+  void SetUp() override {
+    conformance::SetUp();
+    if (IsSkipped()) return;
+    create("c", 2);
+    commit_ok(object("i1", 100,
+                     {range("c", 0, 0, 10, {batch(2, 5)}), range("c", 0, 10, 10, {batch(3, 7)}),
+                      range("c", 1, 20, 10, {batch(1, 1)})}));
+    commit_ok(object("i2", 100,
+                     {range("c", 0, 0, 10, {batch(4, 9)}), range("c", 0, 10, 10, {batch(1, 3)})}));
+    auto lease = store().acquire_lease("compact/c/0", "me", 60000);
+    ASSERT_TRUE(lease) << lease.message();
+    _fence = {lease->name, lease->epoch};
+    auto probe = store().list_unreferenced_objects(0, 1);
+    if (!probe && probe.error().code == errc::unsupported) GTEST_SKIP() << "no compaction";
+  }
+
+  std::vector<index_entry> rows(int64_t from = 0) {
+    auto r = store().read_index("c", 0, from, 100);
+    EXPECT_TRUE(r) << r.message();
+    return r ? *r : std::vector<index_entry>{};
+  }
+
+  // Replaces rows [first_row, last_row] with one segment row.
+  segment_replacement swap_of(const std::vector<index_entry>& all, size_t first_row,
+                              size_t last_row, const std::string& key) {
+    segment_replacement r;
+    r.topic = "c";
+    r.partition = 0;
+    r.segment_key = key;
+    r.segment_size = 1000;
+    r.first_offset = all[first_row].base_offset;
+    r.last_offset = all[last_row].last_offset;
+    r.replaced.assign(all.begin() + first_row, all.begin() + last_row + 1);
+    index_entry e;
+    e.base_offset = r.first_offset;
+    e.last_offset = r.last_offset;
+    e.record_count = r.last_offset - r.first_offset + 1;
+    for (const auto& x : r.replaced) e.max_timestamp = std::max(e.max_timestamp, x.max_timestamp);
+    e.object_key = key;
+    e.byte_offset = 0;
+    e.byte_length = 500;
+    r.entries.push_back(e);
+    r.fence = _fence;
+    return r;
+  }
+
+  lease_fence _fence;
+};
+
+TEST_P(segment_swap, replaces_rows_and_marks_objects_unreferenced) {
+  auto before = rows();
+  ASSERT_EQ(before.size(), 4u);
+  // Only i1's rows of c-0: i1 stays referenced by c-1.
+  auto ok = store().replace_with_segment(swap_of(before, 0, 1, "seg0"));
+  ASSERT_TRUE(ok) << ok.message();
+  auto after = rows();
+  ASSERT_EQ(after.size(), 3u);
+  EXPECT_EQ(after[0].object_key, "seg0");
+  EXPECT_EQ(after[0].base_offset, 0);
+  EXPECT_EQ(after[0].last_offset, 4);
+  EXPECT_EQ(after[0].max_timestamp, 7);
+  EXPECT_EQ(after[1].base_offset, 5);
+  EXPECT_EQ(hwm("c", 0), 10);
+  auto none = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(none) << none.message();
+  EXPECT_TRUE(none->empty());
+
+  ok = store().replace_with_segment(swap_of(after, 1, 2, "seg5"));
+  ASSERT_TRUE(ok) << ok.message();
+  auto gone = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(gone) << gone.message();
+  ASSERT_EQ(gone->size(), 1u);
+  EXPECT_EQ((*gone)[0].object_key, "i2");
+  EXPECT_EQ((*gone)[0].object_size, 100u);
+  auto early = store().list_unreferenced_objects((*gone)[0].unreferenced_at_ms - 1, 10);
+  ASSERT_TRUE(early);
+  EXPECT_TRUE(early->empty());
+  // Timestamp lookups still work over the new rows.
+  auto by_ts = store().find_by_timestamp("c", 0, 8);
+  ASSERT_TRUE(by_ts && *by_ts) << by_ts.message();
+  EXPECT_EQ((*by_ts)->object_key, "seg5");
+
+  EXPECT_EQ(store().forget_object("i1").error().code, errc::conflict);
+  EXPECT_EQ(store().forget_object("seg0").error().code, errc::conflict);
+  ASSERT_TRUE(store().forget_object("i2"));
+  ASSERT_TRUE(store().forget_object("i2"));  // a retry
+  auto empty = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_P(segment_swap, stale_or_malformed_swaps_are_refused) {
+  auto before = rows();
+  ASSERT_EQ(before.size(), 4u);
+  auto swap = swap_of(before, 0, 1, "seg0");
+  auto changed = swap;
+  changed.replaced[1].byte_length = 11;
+  EXPECT_EQ(store().replace_with_segment(changed).error().code, errc::conflict);
+  auto fenced = swap;
+  fenced.fence.epoch += 1;
+  EXPECT_EQ(store().replace_with_segment(fenced).error().code, errc::fenced);
+  auto gap = swap;
+  gap.replaced.erase(gap.replaced.begin());
+  EXPECT_EQ(store().replace_with_segment(gap).error().code, errc::invalid_argument);
+  auto outside = swap;
+  outside.entries[0].byte_length = 2000;
+  EXPECT_EQ(store().replace_with_segment(outside).error().code, errc::invalid_argument);
+  // A DeleteRecords in between makes the copy stale.
+  ASSERT_TRUE(store().delete_records("c", 0, 2));
+  EXPECT_EQ(store().replace_with_segment(swap).error().code, errc::conflict);
+  EXPECT_EQ(rows().size(), 3u);
+  // Nothing of the refused swaps was applied.
+  auto none = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(none);
+  EXPECT_TRUE(none->empty());
+  auto ok = store().replace_with_segment(swap_of(rows(), 0, 2, "seg5"));
+  ASSERT_TRUE(ok) << ok.message();
+  EXPECT_EQ(store().replace_with_segment(swap_of(rows(), 0, 0, "seg5")).error().code,
+            errc::invalid_argument);  // replaces itself
+}
+
+INSTANTIATE_TEST_SUITE_P(stores, segment_swap, ::testing::ValuesIn(all_harness_factories()),
+                         [](const ::testing::TestParamInfo<harness_factory>& info) {
+                           return info.param.name;
+                         });
+
 INSTANTIATE_TEST_SUITE_P(stores, conformance, ::testing::ValuesIn(all_harness_factories()),
                          [](const ::testing::TestParamInfo<harness_factory>& info) {
                            return info.param.name;

@@ -152,6 +152,32 @@ struct mirror_commit {
   std::optional<lease_fence> fence;  // the mirror task's lease, if it runs under one
 };
 
+// Compaction: one partition's index rows [first_offset, last_offset], all in ingest objects or
+// older segments, rewritten into one segment object.
+struct segment_replacement {
+  std::string topic;
+  int32_t partition = 0;
+  std::string segment_key;
+  uint64_t segment_size = 0;
+  int64_t first_offset = 0;
+  int64_t last_offset = 0;
+  // The index rows the compactor read and copied, in offset order. They must all still exist
+  // unchanged and be the only rows in [first_offset, last_offset] (a DeleteRecords or another
+  // compactor in between makes the swap a conflict).
+  std::vector<index_entry> replaced;
+  // The new rows, all pointing into segment_key, in offset order, tiling
+  // [first_offset, last_offset] exactly (base of each = last of the previous + 1).
+  std::vector<index_entry> entries;
+  lease_fence fence;  // the partition's compaction lease ("compact/<topic>/<partition>")
+};
+
+// An object no index row references any more, waiting for garbage collection.
+struct unreferenced_object {
+  std::string object_key;
+  uint64_t object_size = 0;
+  int64_t unreferenced_at_ms = 0;  // when the last index row referencing it went away
+};
+
 // A consumer group's committed position in one partition (OffsetCommit / OffsetFetch).
 struct group_offset {
   std::string topic;
@@ -350,6 +376,34 @@ class metadata_store {
   // keeps the largest high watermark it saw. It should be quick (post work elsewhere) and must
   // not throw.
   virtual mresult<void> set_commit_listener(commit_listener listener) = 0;
+
+  // ---- compaction and object garbage collection ----
+  // ONE transaction: checks the fence, registers the segment object (kind 'segment'), deletes the
+  // replaced index rows, inserts the new ones, and marks every object that lost its last index
+  // row as unreferenced (now). Offsets, high watermark and log start are unchanged, so reads see
+  // the same batches before and after. Errors: invalid_argument (malformed replacement), not_found
+  // (unknown topic or partition), conflict (the replaced rows changed, or the segment key is
+  // already registered), fenced, io_error, busy, unsupported (a backend without compaction).
+  virtual mresult<void> replace_with_segment(const segment_replacement& replacement) {
+    (void)replacement;
+    return make_error(errc::unsupported, "replace_with_segment is not implemented by this store");
+  }
+  // Objects that have been unreferenced since at or before `unreferenced_before_ms` (the store's
+  // clock), oldest first, at most max_objects of them.
+  virtual mresult<std::vector<unreferenced_object>> list_unreferenced_objects(
+      int64_t unreferenced_before_ms, size_t max_objects) {
+    (void)unreferenced_before_ms;
+    (void)max_objects;
+    return make_error(errc::unsupported,
+                      "list_unreferenced_objects is not implemented by this store");
+  }
+  // Drops the registration of an unreferenced object after its bytes were deleted from object
+  // storage. An unknown key is not an error (a retry after a lost answer). Errors: conflict (the
+  // object is still referenced or not marked unreferenced).
+  virtual mresult<void> forget_object(const std::string& object_key) {
+    (void)object_key;
+    return make_error(errc::unsupported, "forget_object is not implemented by this store");
+  }
 
   // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
   virtual std::string describe() const = 0;
