@@ -69,6 +69,23 @@ sh::result<void, metadata::errc> cluster_membership::start() {
   reg.endpoints = encode_endpoint(_self);
   reg.incarnation = _self.incarnation;
   auto r = _meta->register_broker(reg, session_timeout_ms);
+  if (!r && r.code() == metadata::errc::conflict) {
+    // The node id is held by an incarnation that heartbeated recently. If it advertised the very
+    // endpoint we now hold bound (start() runs after the listeners are bound), that process is
+    // gone — typically this broker before a crash or kill -9 — and we take over at once.
+    if (auto live = _meta->list_brokers(session_timeout_ms); live) {
+      for (const auto& other : *live) {
+        if (other.node_id == _self.node_id && other.endpoints == reg.endpoints) {
+          spdlog::warn(
+              "node.id {} was registered by incarnation {} at our own endpoint {}: it "
+              "is gone (crash?); taking over",
+              _self.node_id, other.incarnation, reg.endpoints);
+          r = _meta->register_broker(reg, 1);  // 1 ms: any earlier heartbeat is stale
+          break;
+        }
+      }
+    }
+  }
   if (!r) {
     return make_error(r.code(), r.code() == metadata::errc::conflict
                                     ? fmt::format("node.id {} is in use by another live broker "

@@ -32,7 +32,9 @@ class cluster_membership {
   cluster_membership(std::shared_ptr<metadata::metadata_store> meta, broker_endpoint self);
   ~cluster_membership();
 
-  // Registers (refusing a node.id that a live broker already uses) and starts heartbeating.
+  // Registers (refusing a node.id that another live broker uses) and starts heartbeating. Call
+  // after binding the listeners: a registration of our node id at our own endpoint is then a
+  // dead predecessor (crash) and is taken over.
   sh::result<void, metadata::errc> start();
   // Unregisters so other brokers stop advertising this one at once.
   void stop();

@@ -86,45 +86,86 @@ void ingest_writer::append(const std::vector<append_batch>& batches, completion 
 void ingest_writer::flusher_loop() {
   std::unique_lock lk(_mu);
   for (;;) {
-    if (!_open) {
-      if (_stopping) return;
+    // Commit finished PUTs in seal order (a later object never commits before an earlier one).
+    if (!_inflight.empty() && _inflight.front()->put_done) {
+      auto s = _inflight.front();
+      _inflight.pop_front();
+      lk.unlock();
+      commit(*s);
+      lk.lock();
+      continue;
+    }
+    const auto now = std::chrono::steady_clock::now();
+    const bool due = _open && (_stopping || now >= _open->first_append + _flush_interval ||
+                               static_cast<int64_t>(_open->builder.size_bytes()) >= _flush_bytes);
+    if (due && _inflight.size() < max_inflight_puts) {
+      auto s = std::make_shared<sealed_object>();
+      s->obj = std::move(_open);
+      s->key = storage::ingest_object_key("", _writer_id, ++_sequence);
+      _inflight.push_back(s);
+      lk.unlock();
+      s->finished = s->obj->builder.finish();
+      // The PUT runs on its own thread; finished threads are reaped here, so at most
+      // max_inflight_puts exist at once.
+      std::thread t([this, s] {
+        put_object(*s);
+        std::lock_guard g(_mu);
+        s->put_done = true;
+        _cv.notify_all();
+      });
+      lk.lock();
+      _put_threads.emplace_back(s, std::move(t));
+      continue;
+    }
+    if (!_open && _inflight.empty() && _stopping) break;
+    if (_open && !due) {
+      _cv.wait_until(lk, _open->first_append + _flush_interval);
+    } else {
       _cv.wait(lk);
-      continue;
     }
-    const auto deadline = _open->first_append + _flush_interval;
-    const bool full = static_cast<int64_t>(_open->builder.size_bytes()) >= _flush_bytes;
-    if (!full && !_stopping && std::chrono::steady_clock::now() < deadline) {
-      _cv.wait_until(lk, deadline);
-      continue;
+    // Reap PUT threads whose PUT is done (they only have the notify left to finish).
+    for (auto it = _put_threads.begin(); it != _put_threads.end();) {
+      if (it->first->put_done) {
+        auto t = std::move(it->second);
+        it = _put_threads.erase(it);
+        lk.unlock();
+        t.join();
+        lk.lock();
+        it = _put_threads.begin();
+      } else {
+        ++it;
+      }
     }
-    auto obj = std::move(_open);
-    lk.unlock();
-    flush(std::move(obj));
-    lk.lock();
   }
+  auto threads = std::move(_put_threads);
+  lk.unlock();
+  for (auto& [obj, t] : threads) t.join();
 }
 
-void ingest_writer::flush(std::unique_ptr<open_object> obj) {
-  auto finished = obj->builder.finish();
-  const std::string key = storage::ingest_object_key("", _writer_id, ++_sequence);
+void ingest_writer::put_object(sealed_object& s) {
+  // Retry transient store failures with exponential backoff and jitter before giving up.
+  std::mt19937 rng(std::random_device{}());
+  sh::result<void, storage::errc> put = _store->put(s.key, s.finished.data);
+  for (int attempt = 1; !put && attempt < 5; ++attempt) {
+    spdlog::warn("ingest object {} put failed (attempt {}): {}", s.key, attempt, put.message());
+    std::uniform_int_distribution<int> jitter(0, 50 << attempt);
+    std::this_thread::sleep_for(std::chrono::milliseconds((25 << attempt) + jitter(rng)));
+    put = _store->put(s.key, s.finished.data);
+  }
+  if (!put) spdlog::error("ingest object {} could not be stored: {}", s.key, put.message());
+  s.put_ok = put.has_value();
+}
 
+void ingest_writer::commit(sealed_object& s) {
+  auto& obj = s.obj;
+  auto& finished = s.finished;
+  const std::string& key = s.key;
   auto fail_all = [&](kafka::error_code err) {
     for (auto& w : obj->waiters) {
       if (w.done) w.done(std::vector<append_outcome>(w.slots.size(), {err, -1}));
     }
   };
-
-  // Retry transient store failures with exponential backoff and jitter before giving up.
-  std::mt19937 rng(std::random_device{}());
-  sh::result<void, storage::errc> put = _store->put(key, finished.data);
-  for (int attempt = 1; !put && attempt < 5; ++attempt) {
-    spdlog::warn("ingest object {} put failed (attempt {}): {}", key, attempt, put.message());
-    std::uniform_int_distribution<int> jitter(0, 50 << attempt);
-    std::this_thread::sleep_for(std::chrono::milliseconds((25 << attempt) + jitter(rng)));
-    put = _store->put(key, finished.data);
-  }
-  if (!put) {
-    spdlog::error("ingest object {} could not be stored: {}", key, put.message());
+  if (!s.put_ok) {
     fail_all(kafka::error_code::kafka_storage_error);
     return;
   }

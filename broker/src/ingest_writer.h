@@ -3,11 +3,13 @@
 // a flusher thread PUTs the object when it reaches ingest.flush.bytes or ingest.flush.ms, then
 // commits it in ONE metadata transaction, then completes the waiting producers in append order.
 //
-// Thread-safe. One flush is in flight at a time, so objects commit in the order they filled and
-// batches appended in order to one partition get increasing offsets.
+// Thread-safe. Up to `max_inflight_puts` sealed objects are PUT concurrently (object stores
+// reward parallel PUTs), but objects commit strictly in the order they were sealed, so batches
+// appended in order to one partition get increasing offsets.
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -82,8 +84,18 @@ class ingest_writer {
     explicit open_object(const std::string& writer_id) : builder(writer_id) {}
   };
 
+  // A sealed object: its bytes, key and the result of its PUT (set by the PUT thread).
+  struct sealed_object {
+    std::unique_ptr<open_object> obj;
+    storage::ingest_object_builder::finished finished;
+    std::string key;
+    bool put_done = false;
+    bool put_ok = false;
+  };
+
   void flusher_loop();
-  void flush(std::unique_ptr<open_object> obj);
+  void put_object(sealed_object& s);
+  void commit(sealed_object& s);
 
   std::shared_ptr<storage::object_store> _store;
   std::shared_ptr<metadata::metadata_store> _meta;
@@ -97,6 +109,10 @@ class ingest_writer {
   std::unique_ptr<open_object> _open;
   bool _stopping = false;
   uint64_t _sequence = 0;
+  static constexpr size_t max_inflight_puts = 4;
+  std::deque<std::shared_ptr<sealed_object>> _inflight;  // sealed, not yet committed; in order
+  // PUT threads with their objects; the flusher joins those whose PUT is done.
+  std::vector<std::pair<std::shared_ptr<sealed_object>, std::thread>> _put_threads;
   std::thread _flusher;
 };
 

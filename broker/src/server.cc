@@ -333,22 +333,6 @@ int run_broker(const broker_config& cfg) {
       ctx.store, ctx.meta, ctx.instance_id, cfg.ingest_flush_bytes,
       std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx] { ctx.commits.notify(); });
   ctx.writer->start();
-  ctx.cluster = std::make_unique<cluster_membership>(ctx.meta, ctx.self());
-  if (auto joined = ctx.cluster->start(); !joined) {
-    spdlog::critical("cannot register broker: {}", joined.message());
-    ctx.writer->stop();
-    return 1;
-  }
-  // Commits by any broker (PostgreSQL LISTEN/NOTIFY; in-process for SQLite) wake long-polls.
-  if (auto l = ctx.meta->set_commit_listener(
-          [&ctx](const std::vector<metadata::partition_change>&, bool) { ctx.commits.notify(); });
-      !l) {
-    spdlog::warn("commit notifications unavailable ({}); fetches wait for max.wait.ms",
-                 l.message());
-  }
-  ctx.groups = std::make_unique<group_coordinator>(ctx);
-  ctx.groups->start();
-
   asio::io_context io(cfg.num_io_threads);
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
   for (const auto& l : cfg.listeners) {
@@ -376,6 +360,23 @@ int run_broker(const broker_config& cfg) {
     spdlog::info("listening on {}://{}:{}", l.name, l.host, acceptor->local_endpoint().port());
     acceptors.push_back(std::move(acceptor));
   }
+  // Registered only once the listeners are bound (see cluster_membership::start).
+  ctx.cluster = std::make_unique<cluster_membership>(ctx.meta, ctx.self());
+  if (auto joined = ctx.cluster->start(); !joined) {
+    spdlog::critical("cannot register broker: {}", joined.message());
+    ctx.writer->stop();
+    return 1;
+  }
+  // Commits by any broker (PostgreSQL LISTEN/NOTIFY; in-process for SQLite) wake long-polls.
+  if (auto l = ctx.meta->set_commit_listener(
+          [&ctx](const std::vector<metadata::partition_change>&, bool) { ctx.commits.notify(); });
+      !l) {
+    spdlog::warn("commit notifications unavailable ({}); fetches wait for max.wait.ms",
+                 l.message());
+  }
+  ctx.groups = std::make_unique<group_coordinator>(ctx);
+  ctx.groups->start();
+
   for (auto& a : acceptors) asio::co_spawn(io, accept_loop(ctx, *a, io), asio::detached);
 
   std::thread stopper;
