@@ -1,0 +1,163 @@
+#include "compactor.h"
+
+#include <algorithm>
+
+#include "../log_reader.h"
+#include "sh/storage/segment.h"
+
+namespace sh::broker::compaction {
+namespace {
+
+// A segment key ends in ".seg"; ingest objects never do.
+bool is_segment_key(const std::string& key) {
+  return key.size() >= 4 && key.compare(key.size() - 4, 4, ".seg") == 0;
+}
+
+}  // namespace
+
+cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& meta,
+                                                   storage::object_store& objects,
+                                                   const std::string& topic, int32_t partition,
+                                                   const metadata::lease_fence& fence,
+                                                   const compaction_options& options) {
+  compaction_outcome out;
+  // Rows in offset order; skip the ones already in segments, then take the contiguous run of
+  // ingest rows after them.
+  int64_t from = 0;
+  std::vector<metadata::index_entry> run;
+  uint64_t run_bytes = 0;
+  for (;;) {
+    auto rows = meta.read_index(topic, partition, from, 1000);
+    if (!rows) return make_error(errc::metadata_error, rows.message());
+    if (rows->empty()) break;
+    bool stop = false;
+    for (auto& e : *rows) {
+      if (is_segment_key(e.object_key)) {
+        if (!run.empty()) {
+          stop = true;
+          break;
+        }
+        continue;
+      }
+      if (!run.empty() && e.base_offset != run.back().last_offset + 1) {
+        stop = true;
+        break;
+      }
+      run_bytes += e.byte_length;
+      run.push_back(std::move(e));
+      if (run_bytes >= options.segment_bytes) {
+        stop = true;
+        break;
+      }
+    }
+    if (stop) break;
+    from = rows->back().last_offset + 1;
+  }
+  if (run.empty()) return out;
+  bool old_enough = run.front().max_timestamp >= 0 &&
+                    options.now_ms - run.front().max_timestamp >= options.segment_ms;
+  if (run_bytes < options.segment_bytes && !old_enough) return out;
+
+  storage::segment_builder builder(options.writer_id, topic, partition);
+  std::vector<metadata::index_entry> entries;
+  metadata::index_entry chunk;  // the new row being filled
+  uint64_t chunk_start = 0;
+  auto close_chunk = [&] {
+    if (chunk.record_count == 0) return;
+    chunk.byte_offset = chunk_start;
+    chunk.byte_length = builder.size_bytes() - chunk_start;
+    entries.push_back(chunk);
+    chunk = {};
+    chunk_start = builder.size_bytes();
+  };
+  for (const auto& e : run) {
+    auto data = objects.get_range(e.object_key, e.byte_offset, e.byte_length);
+    if (!data) return make_error(errc::storage_error, data.message());
+    if (data->size() != e.byte_length) {
+      return make_error(errc::storage_error, "short read of " + e.object_key);
+    }
+    std::string failure;
+    bool whole =
+        for_each_batch_in_range(std::span<const uint8_t>(*data), e.base_offset,
+                                [&](std::span<const uint8_t> batch, int64_t base, int64_t last) {
+                                  auto added = builder.add(batch, base);
+                                  if (!added) {
+                                    failure = added.message();
+                                    return false;
+                                  }
+                                  if (chunk.record_count == 0) chunk.base_offset = base;
+                                  chunk.last_offset = last;
+                                  chunk.record_count += last - base + 1;
+                                  // The batch's maxTimestamp (big-endian at byte 35) keeps the
+                                  // row's max exact.
+                                  constexpr size_t max_timestamp_at = 35;
+                                  uint64_t ts_bits = 0;
+                                  for (size_t i = 0; i < 8; ++i)
+                                    ts_bits = (ts_bits << 8) | batch[max_timestamp_at + i];
+                                  auto ts = static_cast<int64_t>(ts_bits);
+                                  chunk.max_timestamp = std::max(chunk.max_timestamp, ts);
+                                  if (builder.size_bytes() - chunk_start >= options.index_row_bytes)
+                                    close_chunk();
+                                  return true;
+                                });
+    if (!whole || !failure.empty()) {
+      return make_error(errc::corrupt, "bad batches in " + e.object_key + " at " +
+                                           std::to_string(e.byte_offset) + ": " + failure);
+    }
+  }
+  close_chunk();
+  if (entries.empty() || entries.front().base_offset != run.front().base_offset ||
+      entries.back().last_offset != run.back().last_offset) {
+    return make_error(errc::corrupt, "batches do not cover the committed offsets");
+  }
+  auto finished = builder.finish(options.now_ms);
+  std::string key =
+      storage::segment_object_key(options.prefix, topic, partition, run.front().base_offset);
+  auto put = objects.put(key, finished.data);
+  if (!put) return make_error(errc::storage_error, put.message());
+  for (auto& e : entries) e.object_key = key;
+
+  metadata::segment_replacement swap;
+  swap.topic = topic;
+  swap.partition = partition;
+  swap.segment_key = key;
+  swap.segment_size = finished.data.size();
+  swap.first_offset = run.front().base_offset;
+  swap.last_offset = run.back().last_offset;
+  swap.replaced = run;
+  swap.entries = std::move(entries);
+  swap.fence = fence;
+  auto swapped = meta.replace_with_segment(swap);
+  if (!swapped) {
+    // The index row that would reference it never existed: delete the orphan now (best effort;
+    // a later sweep of unregistered segment objects is still to do).
+    (void)objects.remove(key);
+    return make_error(errc::metadata_error, swapped.message());
+  }
+  out.compacted = true;
+  out.segment_key = key;
+  out.first_offset = swap.first_offset;
+  out.last_offset = swap.last_offset;
+  out.replaced_rows = run.size();
+  out.segment_size = swap.segment_size;
+  return out;
+}
+
+cresult<size_t> collect_garbage(metadata::metadata_store& meta, storage::object_store& objects,
+                                int64_t now_ms, int64_t grace_ms, size_t max_objects) {
+  auto due = meta.list_unreferenced_objects(now_ms - grace_ms, max_objects);
+  if (!due) return make_error(errc::metadata_error, due.message());
+  size_t removed = 0;
+  for (const auto& o : *due) {
+    auto gone = objects.remove(o.object_key);
+    // Already gone: an earlier sweep deleted it and crashed before forgetting it.
+    if (!gone && gone.error().code != storage::errc::not_found)
+      return make_error(errc::storage_error, gone.message());
+    auto forgot = meta.forget_object(o.object_key);
+    if (!forgot) return make_error(errc::metadata_error, forgot.message());
+    ++removed;
+  }
+  return removed;
+}
+
+}  // namespace sh::broker::compaction
