@@ -33,7 +33,8 @@ struct partition_state {
   std::string topic;
   int32_t partition = 0;
   std::vector<source_record> pending;
-  int64_t next_offset = -1;  // expected next source offset (-1: unknown yet)
+  int64_t next_offset = -1;     // expected next source offset (-1: unknown yet)
+  int64_t committed_next = -1;  // checkpoint in the archive (-1: none yet)
 };
 
 struct rd_deleter {
@@ -119,6 +120,7 @@ class mirror {
   size_t _pending_bytes = 0;
   int64_t _pending_since = -1;
   uint64_t _records_total = 0;
+  uint64_t _bytes_total = 0;
   std::string _lease_name;
   int64_t _lease_epoch = 0;
   int64_t _lease_renewed = 0;
@@ -298,6 +300,7 @@ cresult<void> mirror::discover() {
       st.topic = name;
       st.partition = key.second;
       st.next_offset = *cp ? start : -1;
+      st.committed_next = *cp ? start : -1;
       rd_kafka_topic_partition_list_add(add, name.c_str(), key.second)->offset = start;
       spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, name, key.second,
                    *cp ? std::to_string(start) : std::string("the earliest offset"));
@@ -394,8 +397,12 @@ cresult<void> mirror::flush() {
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
     backoff = std::min<int64_t>(backoff * 2, 5000);
   }
-  for (auto& [key, st] : _parts) st.pending.clear();
+  for (auto& [key, st] : _parts) {
+    if (!st.pending.empty()) st.committed_next = st.pending.back().offset + 1;
+    st.pending.clear();
+  }
   _records_total += records;
+  _bytes_total += commit.object_size;
   spdlog::debug("mirror {}: committed {} ({} bytes, {} records)", _cfg.name, commit.object_key,
                 commit.object_size, records);
   _pending_bytes = 0;
@@ -416,6 +423,7 @@ cresult<void> mirror::run() {
   int64_t last_discovery = now_ms();
   int64_t last_log = now_ms();
   uint64_t logged_total = 0;
+  uint64_t logged_bytes = 0;
   while (!_stop.load()) {
     int timeout = 100;
     if (_pending_since >= 0) {
@@ -444,9 +452,33 @@ cresult<void> mirror::run() {
       last_discovery = now_ms();
     }
     if (now_ms() - last_log >= 10000) {
-      spdlog::info("mirror {}: {} records mirrored ({} in the last {} s)", _cfg.name,
-                   _records_total, _records_total - logged_total, (now_ms() - last_log) / 1000);
+      // Lag from librdkafka's cached watermarks (no request): records between the archive's
+      // checkpoint and the source's high watermark.
+      int64_t lag_total = 0, lag_max = -1;
+      std::string lag_max_part;
+      for (const auto& [key, st] : _parts) {
+        int64_t low = 0, high = 0;
+        if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low,
+                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            high < 0) {
+          continue;
+        }
+        const int64_t lag = std::max<int64_t>(0, high - std::max(low, st.committed_next));
+        lag_total += lag;
+        if (lag > lag_max) {
+          lag_max = lag;
+          lag_max_part = st.topic + "-" + std::to_string(st.partition);
+        }
+      }
+      const double secs = std::max<double>(1, now_ms() - last_log) / 1000.0;
+      spdlog::info(
+          "mirror {}: {} records ({} bytes) mirrored; {:.0f} records/s, {:.2f} MB/s; lag {} "
+          "records (largest {} in {})",
+          _cfg.name, _records_total, _bytes_total, (_records_total - logged_total) / secs,
+          (_bytes_total - logged_bytes) / secs / 1e6, lag_total, std::max<int64_t>(lag_max, 0),
+          lag_max_part.empty() ? "-" : lag_max_part);
       logged_total = _records_total;
+      logged_bytes = _bytes_total;
       last_log = now_ms();
     }
   }
