@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "broker_context.h"
+#include "compaction/compactor.h"
 #include "groups/group_coordinator.h"
 #include "handlers/handlers.h"
 #include "sh/broker/broker.h"
@@ -376,6 +377,8 @@ int run_broker(const broker_config& cfg) {
   }
   ctx.groups = std::make_unique<group_coordinator>(ctx);
   ctx.groups->start();
+  compaction::compactor compactor(ctx.meta, ctx.store, {ctx.instance_id, "", 10000, 60000, 300000});
+  compactor.start();
 
   for (auto& a : acceptors) asio::co_spawn(io, accept_loop(ctx, *a, io), asio::detached);
 
@@ -407,6 +410,7 @@ int run_broker(const broker_config& cfg) {
   if (stopper.joinable()) stopper.join();
   ctx.writer->stop();
   ctx.groups->stop();
+  compactor.stop();
   (void)ctx.meta->set_commit_listener({});
   ctx.cluster->stop();
   ctx.blocking.join();

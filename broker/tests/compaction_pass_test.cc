@@ -70,14 +70,14 @@ class compaction_pass_test : public ::testing::Test {
     fs::remove_all(dir);
   }
 
-  void produce(int flushes) {
+  void produce(int flushes, int64_t base_ts = 1000) {
     ingest_writer w(ctx->store, ctx->meta, "test-writer", 1 << 20, std::chrono::milliseconds(1),
                     {});
     w.start();
     for (int i = 0; i < flushes; ++i) {
       std::promise<std::vector<append_outcome>> p;
       auto f = p.get_future();
-      int64_t ts = 1000 + i * 10;
+      int64_t ts = base_ts + i * 10;
       w.append({to_append(0, make_batch(3, ts), 3, ts), to_append(1, make_batch(2, ts), 2, ts),
                 to_append(0, make_batch(4, ts + 5), 4, ts + 5)},
                [&p](std::vector<append_outcome> o) { p.set_value(std::move(o)); });
@@ -190,6 +190,37 @@ TEST_F(compaction_pass_test, segment_reads_identical_and_gc_waits_for_grace) {
   EXPECT_TRUE(ctx->store->head(rest->segment_key));
   i = 0;
   for (int64_t off : {0, 3, 5, 20, 41}) EXPECT_EQ(read(0, off), before[i++]) << "offset " << off;
+  EXPECT_EQ(read(1, 0), before_p1);
+}
+
+TEST_F(compaction_pass_test, background_compactor_uses_topic_configs_and_leases) {
+  // Record times now: segment.ms (by record timestamp, like Kafka's roll) is not yet due.
+  produce(3, std::chrono::duration_cast<std::chrono::milliseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count());
+  auto before = read(0, 0);
+  auto before_p1 = read(1, 0);
+  // Another broker holds partition 1's compaction lease: this one leaves it alone.
+  ASSERT_TRUE(ctx->meta->acquire_lease("compact/t/1", "other-broker", 60000));
+  compaction::compactor idle(ctx->meta, ctx->store, {"me", "", 10000, 60000, 300000});
+  idle.run_pass();  // default segment.bytes / segment.ms: nothing is due
+  auto rows = ctx->meta->read_index("t", 0, 0, 100);
+  ASSERT_TRUE(rows);
+  for (const auto& e : *rows) EXPECT_NE(e.object_key.substr(e.object_key.size() - 4), ".seg");
+
+  ASSERT_TRUE(ctx->meta->set_topic_configs("t", {{"segment.bytes", "1"}}));
+  compaction::compactor c(ctx->meta, ctx->store, {"me", "", 10000, 60000, 300000});
+  c.start();
+  c.run_pass();
+  c.stop();
+  rows = ctx->meta->read_index("t", 0, 0, 100);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 3u);  // one segment per ingest row (segment.bytes = 1)
+  for (const auto& e : *rows) EXPECT_EQ(e.object_key.substr(e.object_key.size() - 4), ".seg");
+  auto p1 = ctx->meta->read_index("t", 1, 0, 100);
+  ASSERT_TRUE(p1);
+  for (const auto& e : *p1) EXPECT_NE(e.object_key.substr(e.object_key.size() - 4), ".seg");
+  EXPECT_EQ(read(0, 0), before);
   EXPECT_EQ(read(1, 0), before_p1);
 }
 

@@ -1,6 +1,10 @@
 #include "compactor.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <charconv>
+#include <chrono>
 
 #include "../log_reader.h"
 #include "sh/storage/segment.h"
@@ -11,6 +15,23 @@ namespace {
 // A segment key ends in ".seg"; ingest objects never do.
 bool is_segment_key(const std::string& key) {
   return key.size() >= 4 && key.compare(key.size() - 4, 4, ".seg") == 0;
+}
+
+// A positive integer topic config, or `fallback` when absent or malformed.
+int64_t config_or(const std::map<std::string, std::string>& configs, const std::string& name,
+                  int64_t fallback) {
+  auto it = configs.find(name);
+  if (it == configs.end()) return fallback;
+  int64_t v = 0;
+  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
+  if (ec != std::errc() || end != it->second.data() + it->second.size() || v <= 0) return fallback;
+  return v;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 }  // namespace
@@ -158,6 +179,91 @@ cresult<size_t> collect_garbage(metadata::metadata_store& meta, storage::object_
     ++removed;
   }
   return removed;
+}
+
+compactor::compactor(std::shared_ptr<metadata::metadata_store> meta,
+                     std::shared_ptr<storage::object_store> objects, compactor_options options)
+    : _meta(std::move(meta)), _objects(std::move(objects)), _options(std::move(options)) {}
+
+compactor::~compactor() { stop(); }
+
+void compactor::start() {
+  {
+    std::lock_guard lock(_mu);
+    _stop = false;
+  }
+  if (!_thread.joinable()) _thread = std::thread([this] { loop(); });
+}
+
+void compactor::stop() {
+  {
+    std::lock_guard lock(_mu);
+    _stop = true;
+  }
+  _cv.notify_all();
+  if (_thread.joinable()) _thread.join();
+}
+
+bool compactor::stopping() {
+  std::lock_guard lock(_mu);
+  return _stop;
+}
+
+void compactor::loop() {
+  for (;;) {
+    {
+      std::unique_lock lock(_mu);
+      _cv.wait_for(lock, std::chrono::milliseconds(_options.pass_interval_ms),
+                   [this] { return _stop; });
+      if (_stop) return;
+    }
+    run_pass();
+  }
+}
+
+void compactor::run_pass() {
+  auto topics = _meta->list_topics();
+  if (!topics) {
+    spdlog::warn("compaction: cannot list topics: {}", topics.message());
+    return;
+  }
+  for (const auto& t : *topics) {
+    compaction_options opts;
+    opts.prefix = _options.prefix;
+    opts.writer_id = _options.owner;
+    opts.segment_bytes = static_cast<uint64_t>(config_or(t.configs, "segment.bytes", 134217728));
+    opts.segment_ms = config_or(t.configs, "segment.ms", 600000);
+    for (int32_t p = 0; p < t.partition_count; ++p) {
+      if (stopping()) return;
+      std::string name = "compact/" + t.name + "/" + std::to_string(p);
+      auto held = _meta->acquire_lease(name, _options.owner, _options.lease_ttl_ms);
+      if (!held) {
+        spdlog::warn("compaction: lease {}: {}", name, held.message());
+        continue;
+      }
+      if (held->owner != _options.owner) continue;  // another broker compacts it
+      // Several segments per pass when the backlog is large.
+      for (int round = 0; round < 16 && !stopping(); ++round) {
+        opts.now_ms = wall_ms();
+        auto done =
+            compact_partition_once(*_meta, *_objects, t.name, p, {held->name, held->epoch}, opts);
+        if (!done) {
+          spdlog::warn("compaction of {}-{}: {}", t.name, p, done.message());
+          break;
+        }
+        if (!done->compacted) break;
+        spdlog::info("compacted {}-{} offsets {}..{} ({} rows) into {} ({} bytes)", t.name, p,
+                     done->first_offset, done->last_offset, done->replaced_rows, done->segment_key,
+                     done->segment_size);
+      }
+    }
+  }
+  auto gc = collect_garbage(*_meta, *_objects, wall_ms(), _options.gc_grace_ms);
+  if (!gc) {
+    spdlog::warn("object garbage collection: {}", gc.message());
+  } else if (*gc > 0) {
+    spdlog::info("object garbage collection: deleted {} unreferenced objects", *gc);
+  }
 }
 
 }  // namespace sh::broker::compaction

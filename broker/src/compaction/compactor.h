@@ -2,8 +2,12 @@
 // Compaction of one partition's committed ranges from ingest objects into a segment object, and
 // garbage collection of objects no index row references any more. Blocking (metadata and object
 // store calls): run on a background thread, never on an I/O thread.
+#include <condition_variable>
 #include <cstdint>
+#include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 
 #include "sh/common/result.h"
 #include "sh/metadata/metadata_store.h"
@@ -56,5 +60,46 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
 // fetches that read an index row just before the swap), then forgets them. Returns how many.
 cresult<size_t> collect_garbage(metadata::metadata_store& meta, storage::object_store& objects,
                                 int64_t now_ms, int64_t grace_ms, size_t max_objects = 1000);
+
+struct compactor_options {
+  std::string owner;   // lease owner: this process incarnation
+  std::string prefix;  // object key prefix for segments
+  int64_t pass_interval_ms = 10000;
+  int64_t lease_ttl_ms = 60000;
+  // Objects stay this long after losing their last index row (covers in-flight fetches).
+  // Hardcoded by the broker for now (no config key yet).
+  int64_t gc_grace_ms = 300000;
+};
+
+// The broker's background compactor: one thread that, every pass_interval_ms, takes (or keeps)
+// the lease "compact/<topic>/<partition>" of every partition it can, compacts each held partition
+// with the topic's segment.bytes / segment.ms (defaults 134217728 / 600000), then collects
+// garbage. Errors are logged and retried on the next pass. start()/stop() from one thread.
+class compactor {
+ public:
+  compactor(std::shared_ptr<metadata::metadata_store> meta,
+            std::shared_ptr<storage::object_store> objects, compactor_options options);
+  ~compactor();
+  compactor(const compactor&) = delete;
+  compactor& operator=(const compactor&) = delete;
+
+  void start();
+  // Ends the pass in progress at its next partition and joins; leases expire on their own.
+  void stop();
+  // One pass over every partition (what the thread does each interval); for tests.
+  void run_pass();
+
+ private:
+  void loop();
+  bool stopping();
+
+  std::shared_ptr<metadata::metadata_store> _meta;
+  std::shared_ptr<storage::object_store> _objects;
+  compactor_options _options;
+  std::mutex _mu;  // guards _stop
+  std::condition_variable _cv;
+  bool _stop = false;
+  std::thread _thread;
+};
 
 }  // namespace sh::broker::compaction
