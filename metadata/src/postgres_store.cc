@@ -22,6 +22,7 @@
 #include <map>
 #include <mutex>
 #include <random>
+#include <algorithm>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -492,6 +493,46 @@ const statement k_delete_topic_partitions{"sh_delete_topic_partitions",
 const statement k_delete_topic_configs{"sh_delete_topic_configs",
                                        "DELETE FROM topic_configs WHERE topic_key = $1"};
 
+// ---- compaction swap and object garbage collection ----
+const statement k_select_index_span{
+    "sh_select_index_span",
+    "SELECT base_offset, last_offset, max_timestamp, record_count, object_key, byte_offset,"
+    " byte_length FROM index_entries WHERE topic_key = $1 AND partition = $2"
+    " AND last_offset >= $3 AND base_offset <= $4 ORDER BY base_offset"};
+const statement k_select_watermark_before{
+    "sh_select_watermark_before",
+    "SELECT timestamp_watermark FROM index_entries WHERE topic_key = $1 AND partition = $2"
+    " AND base_offset < $3 ORDER BY base_offset DESC LIMIT 1"};
+const statement k_insert_segment_object{
+    "sh_insert_segment_object",
+    "INSERT INTO objects (object_key, object_size, kind, state, created_at_ms)"
+    " VALUES ($1, $2, 'segment', 'live', $3) ON CONFLICT (object_key) DO NOTHING RETURNING 1"};
+const statement k_delete_index_span{
+    "sh_delete_index_span",
+    "DELETE FROM index_entries WHERE topic_key = $1 AND partition = $2"
+    " AND base_offset >= $3 AND base_offset <= $4"};
+const statement k_insert_index_entry_one{
+    "sh_insert_index_entry_one",
+    "INSERT INTO index_entries (topic_key, partition, base_offset, last_offset, max_timestamp,"
+    " record_count, object_key, byte_offset, byte_length, timestamp_watermark)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"};
+// delete_after_ms holds the time the object lost its last index row; the collector adds the
+// grace period.
+const statement k_mark_unreferenced{
+    "sh_mark_unreferenced",
+    "UPDATE objects SET state = 'deleting', delete_after_ms = $2 WHERE object_key = $1"
+    " AND state = 'live' AND NOT EXISTS (SELECT 1 FROM index_entries WHERE object_key = $1)"};
+const statement k_select_unreferenced{
+    "sh_select_unreferenced",
+    "SELECT object_key, object_size, delete_after_ms FROM objects"
+    " WHERE state = 'deleting' AND delete_after_ms <= $1"
+    " ORDER BY delete_after_ms, object_key COLLATE \"C\" LIMIT $2"};
+const statement k_lock_object_state{
+    "sh_lock_object_state",
+    "SELECT state, EXISTS (SELECT 1 FROM index_entries WHERE object_key = $1)::integer"
+    " FROM objects WHERE object_key = $1 FOR UPDATE"};
+const statement k_delete_object{"sh_delete_object", "DELETE FROM objects WHERE object_key = $1"};
+
 const statement k_notify{"sh_notify", "SELECT pg_notify($1, $2)"};
 
 // Lease times come from the server's clock, so brokers' clocks don't matter.
@@ -757,6 +798,107 @@ class postgres_store final : public metadata_store {
       SH_META_CHECK(c.query(k_delete_index_below, params().add(key).add(partition).add(target)));
       SH_META_CHECK(txn.commit());
       return target;
+    });
+  }
+
+  mresult<void> replace_with_segment(const segment_replacement& r) override {
+    SH_META_CHECK(validate_segment_replacement(r));
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_CHECK(check_fence(c, r.fence));
+      // Locks the partition row: commits and DeleteRecords of this partition wait for the swap.
+      SH_META_TRY(p, c.query(k_lock_partition, params().add(r.topic).add(r.partition)));
+      if (p.rows() == 0) return not_found(r.topic, r.partition);
+      int64_t key = p.i64(0, 0);
+      SH_META_TRY(
+          rows, c.query(k_select_index_span,
+                        params().add(key).add(r.partition).add(r.first_offset).add(r.last_offset)));
+      if (static_cast<size_t>(rows.rows()) != r.replaced.size()) {
+        return make_error(errc::conflict, "index of " + r.topic + "-" +
+                                              std::to_string(r.partition) +
+                                              " changed under compaction");
+      }
+      for (int i = 0; i < rows.rows(); ++i) {
+        index_entry e{rows.i64(i, 0),
+                      rows.i64(i, 1),
+                      rows.i64(i, 2),
+                      rows.i64(i, 3),
+                      rows.text(i, 4),
+                      static_cast<uint64_t>(rows.i64(i, 5)),
+                      static_cast<uint64_t>(rows.i64(i, 6))};
+        if (!same_index_entry(e, r.replaced[static_cast<size_t>(i)])) {
+          return make_error(errc::conflict, "index of " + r.topic + "-" +
+                                                std::to_string(r.partition) +
+                                                " changed under compaction");
+        }
+      }
+      int64_t watermark = -1;
+      {
+        SH_META_TRY(w, c.query(k_select_watermark_before,
+                               params().add(key).add(r.partition).add(r.first_offset)));
+        if (w.rows() > 0) watermark = w.i64(0, 0);
+      }
+      int64_t now = now_ms();
+      SH_META_TRY(
+          inserted,
+          c.query(k_insert_segment_object,
+                  params().add(r.segment_key).add(static_cast<int64_t>(r.segment_size)).add(now)));
+      if (inserted.rows() == 0) {
+        return make_error(errc::conflict, "object '" + r.segment_key + "' is already registered");
+      }
+      SH_META_CHECK(
+          c.query(k_delete_index_span,
+                  params().add(key).add(r.partition).add(r.first_offset).add(r.last_offset)));
+      for (const index_entry& e : r.entries) {
+        watermark = std::max(watermark, e.max_timestamp);
+        SH_META_CHECK(
+            c.query(k_insert_index_entry_one, params()
+                                                  .add(key)
+                                                  .add(r.partition)
+                                                  .add(e.base_offset)
+                                                  .add(e.last_offset)
+                                                  .add(e.max_timestamp)
+                                                  .add(e.record_count)
+                                                  .add(r.segment_key)
+                                                  .add(static_cast<int64_t>(e.byte_offset))
+                                                  .add(static_cast<int64_t>(e.byte_length))
+                                                  .add(watermark)));
+      }
+      std::set<std::string> old_objects;
+      for (const index_entry& e : r.replaced) old_objects.insert(e.object_key);
+      for (const std::string& object : old_objects) {
+        SH_META_CHECK(c.query(k_mark_unreferenced, params().add(object).add(now)));
+      }
+      return txn.commit();
+    });
+  }
+
+  mresult<std::vector<unreferenced_object>> list_unreferenced_objects(
+      int64_t unreferenced_before_ms, size_t max_objects) override {
+    int64_t limit = max_objects > static_cast<size_t>(std::numeric_limits<int64_t>::max())
+                        ? std::numeric_limits<int64_t>::max()
+                        : static_cast<int64_t>(max_objects);
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<unreferenced_object>> {
+      SH_META_TRY(r,
+                  c.query(k_select_unreferenced, params().add(unreferenced_before_ms).add(limit)));
+      std::vector<unreferenced_object> out;
+      for (int i = 0; i < r.rows(); ++i) {
+        out.push_back({r.text(i, 0), static_cast<uint64_t>(r.i64(i, 1)), r.i64(i, 2)});
+      }
+      return out;
+    });
+  }
+
+  mresult<void> forget_object(const std::string& object_key) override {
+    return with_conn([&](pg_conn& c) -> mresult<void> {
+      SH_META_TRY(txn, pg_txn::begin(c));
+      SH_META_TRY(r, c.query(k_lock_object_state, params().add(object_key)));
+      if (r.rows() == 0) return {};
+      if (r.text(0, 0) != "deleting" || r.i64(0, 1) != 0) {
+        return make_error(errc::conflict, "object '" + object_key + "' is still referenced");
+      }
+      SH_META_CHECK(c.query(k_delete_object, params().add(object_key)));
+      return txn.commit();
     });
   }
 
