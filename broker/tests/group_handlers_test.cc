@@ -55,8 +55,11 @@ std::unique_ptr<broker_context> make_context(const fs::path& db, int32_t node_id
   cfg.num_blocking_threads = 2;
   auto m = metadata::open_metadata_store(db.string());
   EXPECT_TRUE(m) << m.message();
+  auto store = storage::open_object_store((db.parent_path() / "objects").string());
+  EXPECT_TRUE(store) << store.message();
   auto ctx = std::make_unique<broker_context>(
-      cfg, nullptr, std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+      cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
+      std::shared_ptr<metadata::metadata_store>(std::move(*m)));
   ctx->instance_id = instance;
   coordinator_options opts;
   opts.group.initial_rebalance_delay_ms = 0;
