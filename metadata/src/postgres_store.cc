@@ -15,6 +15,7 @@
 #include <libpq-fe.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -22,7 +23,6 @@
 #include <map>
 #include <mutex>
 #include <random>
-#include <algorithm>
 #include <set>
 #include <thread>
 #include <tuple>
@@ -532,6 +532,13 @@ const statement k_lock_object_state{
     "SELECT state, EXISTS (SELECT 1 FROM index_entries WHERE object_key = $1)::integer"
     " FROM objects WHERE object_key = $1 FOR UPDATE"};
 const statement k_delete_object{"sh_delete_object", "DELETE FROM objects WHERE object_key = $1"};
+const statement k_select_objects_below{
+    "sh_select_objects_below",
+    "SELECT DISTINCT object_key FROM index_entries WHERE topic_key = $1 AND partition = $2"
+    " AND base_offset < $3 AND last_offset < $3"};
+const statement k_select_topic_objects{
+    "sh_select_topic_objects",
+    "SELECT DISTINCT object_key FROM index_entries WHERE topic_key = $1"};
 
 const statement k_notify{"sh_notify", "SELECT pg_notify($1, $2)"};
 
@@ -795,7 +802,10 @@ class postgres_store final : public metadata_store {
       }
       if (target <= log_start) return log_start;
       SH_META_CHECK(c.query(k_update_log_start, params().add(key).add(partition).add(target)));
+      SH_META_TRY(dropped,
+                  c.query(k_select_objects_below, params().add(key).add(partition).add(target)));
       SH_META_CHECK(c.query(k_delete_index_below, params().add(key).add(partition).add(target)));
+      SH_META_CHECK(mark_unreferenced(c, dropped));
       SH_META_CHECK(txn.commit());
       return target;
     });
@@ -909,8 +919,10 @@ class postgres_store final : public metadata_store {
       if (t.rows() == 0) return make_error(errc::not_found, "unknown topic '" + name + "'");
       int64_t key = t.i64(0, 0);
       SH_META_CHECK(c.query(k_mark_topic_deleted, params().add(key).add(now_ms())));
+      SH_META_TRY(dropped, c.query(k_select_topic_objects, params().add(key)));
       // Cascades to index entries, group offsets, producer state and mirror checkpoints.
       SH_META_CHECK(c.query(k_delete_topic_partitions, params().add(key)));
+      SH_META_CHECK(mark_unreferenced(c, dropped));
       SH_META_CHECK(c.query(k_delete_topic_configs, params().add(key)));
       return txn.commit();
     });
@@ -1685,6 +1697,16 @@ class postgres_store final : public metadata_store {
   }
 
   // Checks inside a write transaction that `fence` still holds (and keeps it until commit).
+  // Objects in the first column of `keys` that no index row references any more become
+  // unreferenced (now).
+  static mresult<void> mark_unreferenced(pg_conn& c, const pg_result& keys) {
+    int64_t now = now_ms();
+    for (int i = 0; i < keys.rows(); ++i) {
+      SH_META_CHECK(c.query(k_mark_unreferenced, params().add(keys.text(i, 0)).add(now)));
+    }
+    return {};
+  }
+
   static mresult<void> check_fence(pg_conn& c, const lease_fence& fence) {
     SH_META_TRY(r, c.query(k_check_fence, params().add(fence.name)));
     if (r.rows() == 0 || r.i64(0, 0) != fence.epoch) {

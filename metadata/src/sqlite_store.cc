@@ -404,6 +404,11 @@ constexpr const char* k_select_object_state =
     "SELECT state, EXISTS (SELECT 1 FROM index_entries WHERE object_key = ?1) FROM objects"
     " WHERE object_key = ?1";
 constexpr const char* k_delete_object = "DELETE FROM objects WHERE object_key = ?1";
+constexpr const char* k_select_objects_below =
+    "SELECT DISTINCT object_key FROM index_entries WHERE topic_key = ?1 AND partition = ?2"
+    " AND base_offset < ?3 AND last_offset < ?3";
+constexpr const char* k_select_topic_objects =
+    "SELECT DISTINCT object_key FROM index_entries WHERE topic_key = ?1";
 
 topic_info topic_from_row(const query& q) {
   topic_info t;
@@ -612,10 +617,17 @@ class sqlite_store final : public metadata_store {
       SH_META_TRY(q, c.prepare(k_update_log_start));
       SH_META_CHECK(q.bind(1, key).bind(2, partition).bind(3, offset).run());
     }
+    std::vector<std::string> dropped;
+    {
+      SH_META_TRY(q, c.prepare(k_select_objects_below));
+      q.bind(1, key).bind(2, partition).bind(3, offset);
+      SH_META_CHECK(collect_texts(q, dropped));
+    }
     {
       SH_META_TRY(q, c.prepare(k_delete_index_below));
       SH_META_CHECK(q.bind(1, key).bind(2, partition).bind(3, offset).run());
     }
+    SH_META_CHECK(mark_unreferenced(c, dropped));
     SH_META_CHECK(txn.commit());
     return offset;
   }
@@ -630,11 +642,18 @@ class sqlite_store final : public metadata_store {
       SH_META_TRY(q, c.prepare(k_mark_topic_deleted));
       SH_META_CHECK(q.bind(1, key).bind(2, now_ms()).run());
     }
+    std::vector<std::string> dropped;
+    {
+      SH_META_TRY(q, c.prepare(k_select_topic_objects));
+      q.bind(1, key);
+      SH_META_CHECK(collect_texts(q, dropped));
+    }
     {
       // Cascades to index entries, group offsets, producer state and mirror checkpoints.
       SH_META_TRY(q, c.prepare(k_delete_topic_partitions));
       SH_META_CHECK(q.bind(1, key).run());
     }
+    SH_META_CHECK(mark_unreferenced(c, dropped));
     {
       SH_META_TRY(q, c.prepare(k_delete_topic_configs));
       SH_META_CHECK(q.bind(1, key).run());
@@ -1356,6 +1375,24 @@ class sqlite_store final : public metadata_store {
     SH_META_TRY(row, q.bind(1, name).step());
     if (!row) return std::optional<lease>();
     return std::optional<lease>(lease{q.text(0), q.text(1), q.i64(2), q.i64(3), q.i64(4)});
+  }
+
+  static mresult<void> collect_texts(query& q, std::vector<std::string>& out) {
+    for (;;) {
+      SH_META_TRY(row, q.step());
+      if (!row) return {};
+      out.push_back(q.text(0));
+    }
+  }
+
+  // Objects among `keys` that no index row references any more become unreferenced (now).
+  static mresult<void> mark_unreferenced(connection& c, const std::vector<std::string>& keys) {
+    int64_t now = now_ms();
+    for (const std::string& object : keys) {
+      SH_META_TRY(q, c.prepare(k_mark_unreferenced));
+      SH_META_CHECK(q.bind(1, object).bind(2, now).run());
+    }
+    return {};
   }
 
   // Checks inside a write transaction that `fence` still holds.

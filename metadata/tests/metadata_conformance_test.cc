@@ -1790,6 +1790,24 @@ TEST_P(segment_swap, stale_or_malformed_swaps_are_refused) {
             errc::invalid_argument);  // replaces itself
 }
 
+TEST_P(segment_swap, delete_records_and_delete_topic_unreference_objects) {
+  ASSERT_TRUE(store().delete_records("c", 0, 7));  // drops i1's rows of c-0 only
+  auto none = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(none) << none.message();
+  EXPECT_TRUE(none->empty());  // i1 still holds c-1's row
+  ASSERT_TRUE(store().delete_records("c", 0, -1));
+  auto one = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(one);
+  ASSERT_EQ(one->size(), 1u);
+  EXPECT_EQ((*one)[0].object_key, "i2");
+  ASSERT_TRUE(store().delete_topic("c"));
+  auto both = store().list_unreferenced_objects(std::numeric_limits<int64_t>::max(), 10);
+  ASSERT_TRUE(both);
+  ASSERT_EQ(both->size(), 2u);
+  std::set<std::string> keys{(*both)[0].object_key, (*both)[1].object_key};
+  EXPECT_EQ(keys, (std::set<std::string>{"i1", "i2"}));
+}
+
 INSTANTIATE_TEST_SUITE_P(stores, segment_swap, ::testing::ValuesIn(all_harness_factories()),
                          [](const ::testing::TestParamInfo<harness_factory>& info) {
                            return info.param.name;

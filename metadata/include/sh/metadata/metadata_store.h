@@ -252,14 +252,16 @@ class metadata_store {
   virtual mresult<topic_info> set_topic_configs(
       const std::string& name, const std::map<std::string, std::string>& configs) = 0;
   // DeleteRecords: moves the partition's log start offset up to `offset` (-1: the high
-  // watermark) and drops the index entries wholly below it; an offset at or below the current log
+  // watermark) and drops the index entries wholly below it (objects left without index entries
+  // become unreferenced); an offset at or below the current log
   // start changes nothing. Returns the log start offset afterwards. Errors: not_found,
   // invalid_argument (offset above the high watermark, or below -1).
   virtual mresult<int64_t> delete_records(const std::string& topic, int32_t partition,
                                           int64_t offset) = 0;
   // DeleteTopics: the topic disappears at once (its name may be reused; a new topic gets a new
   // id), with its partitions, index entries, group offsets, producer state and mirror
-  // checkpoints. Objects it referenced stay registered for garbage collection. Errors: not_found.
+  // checkpoints. Objects it referenced stay registered, marked unreferenced for garbage collection
+  // (list_unreferenced_objects). Errors: not_found.
   virtual mresult<void> delete_topic(const std::string& name) = 0;
 
   // ONE transaction: registers the object, and for each range in a fixed (topic, partition) lock
