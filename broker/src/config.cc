@@ -84,6 +84,16 @@ const std::vector<config_key>& known_config_keys() {
       {"message.max.bytes", "1048588", "Largest record batch accepted (after compression)."},
       {"log.level", "info", "trace, debug, info, warn, error."},
       {"read.cache.bytes", "268435456", "Memory for cached object ranges on the fetch path."},
+      {"group.initial.rebalance.delay.ms", "",
+       "Wait for more members before the first rebalance of an empty group (default 3000)."},
+      {"group.min.session.timeout.ms", "",
+       "Smallest session timeout members may ask for "
+       "(default 6000)."},
+      {"group.max.session.timeout.ms", "",
+       "Largest session timeout members may ask for "
+       "(default 1800000)."},
+      {"group.coordinator.lease.ms", "",
+       "Lease that makes a broker a group's coordinator (default 30000)."},
       {"s3.endpoint", "",
        "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for s3.region)."},
       {"s3.region", "us-east-1", "S3 region used for signing."},
@@ -247,6 +257,13 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
     return make_error(config_errc::bad_value,
                       "storage.url is s3:// but no credentials: set s3.access.key and "
                       "s3.secret.key (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)");
+  }
+  for (const char* key : {"group.initial.rebalance.delay.ms", "group.min.session.timeout.ms",
+                          "group.max.session.timeout.ms", "group.coordinator.lease.ms"}) {
+    if (const auto& v = r.at(key); !v.empty()) {
+      auto parsed = parse_int<int64_t>(key, v, 0, int64_t{1} << 40);
+      if (!parsed) return make_error(parsed.code(), parsed.message());
+    }
   }
 #undef SH_TRY_ASSIGN
   return c;

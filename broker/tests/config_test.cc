@@ -64,6 +64,15 @@ TEST(config, inflight_limits_parse) {
   EXPECT_EQ(cfg->max_inflight_bytes_per_connection, 4096);
 }
 
+TEST(config, group_keys_are_known_and_validated) {
+  auto cfg = make_broker_config({{"group.initial.rebalance.delay.ms", "0"}});
+  ASSERT_TRUE(cfg) << cfg.message();
+  EXPECT_EQ(cfg->raw.at("group.initial.rebalance.delay.ms"), "0");
+  auto bad = make_broker_config({{"group.min.session.timeout.ms", "soon"}});
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.message().find("group.min.session.timeout.ms"), std::string::npos);
+}
+
 TEST(config, properties_syntax) {
   auto props = parse_properties(
       "# comment\n! also comment\n\n  listeners = PLAINTEXT://0.0.0.0:19092 \nnode.id:3\n");
