@@ -216,4 +216,63 @@ result<std::vector<uint8_t>, batch_errc> convert_legacy_to_v2(
   return build_batch(o, recs);
 }
 
+result<std::vector<uint8_t>, batch_errc> convert_v2_to_legacy(std::span<const uint8_t> batches,
+                                                              int8_t magic, int64_t from_offset,
+                                                              size_t max_decompressed) {
+  if (magic != 0 && magic != 1)
+    return make_error(batch_errc::bad_magic, "target magic must be 0 or 1");
+  auto split = split_batches(batches);
+  if (!split) return make_error(split.code(), split.message());
+  std::vector<uint8_t> out;
+  out.reserve(batches.size() + batches.size() / 4);
+  auto put_be32 = [&out](uint32_t v) {
+    for (int i = 3; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto put_be64 = [&out](uint64_t v) {
+    for (int i = 7; i >= 0; --i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  auto put_bytes = [&](const std::optional<std::span<const uint8_t>>& b) {
+    if (!b) {
+      put_be32(0xffffffffu);
+      return;
+    }
+    put_be32(static_cast<uint32_t>(b->size()));
+    out.insert(out.end(), b->begin(), b->end());
+  };
+  for (const auto& batch : *split) {
+    if (batch.header.is_control()) continue;
+    const bool log_append = batch.header.ts_type() == timestamp_type::log_append_time;
+    auto walked = for_each_record(
+        batch,
+        [&](const record_view& rec) {
+          const int64_t offset = batch.header.base_offset + rec.offset_delta;
+          if (offset < from_offset) return;
+          put_be64(static_cast<uint64_t>(offset));
+          const size_t size_at = out.size();
+          put_be32(0);  // message size, patched below
+          const size_t crc_at = out.size();
+          put_be32(0);  // crc, patched below
+          out.push_back(static_cast<uint8_t>(magic));
+          out.push_back(static_cast<uint8_t>(magic == 1 && log_append ? kTimestampTypeBit : 0));
+          if (magic == 1) {
+            put_be64(static_cast<uint64_t>(log_append ? batch.header.max_timestamp
+                                                      : batch.header.base_timestamp +
+                                                            rec.timestamp_delta));
+          }
+          put_bytes(rec.key);
+          put_bytes(rec.value);
+          const uint32_t size = static_cast<uint32_t>(out.size() - crc_at);
+          const uint32_t crc = static_cast<uint32_t>(
+              ::crc32(0L, out.data() + crc_at + 4, static_cast<uInt>(out.size() - crc_at - 4)));
+          for (int i = 0; i < 4; ++i) {
+            out[size_at + i] = static_cast<uint8_t>(size >> (8 * (3 - i)));
+            out[crc_at + i] = static_cast<uint8_t>(crc >> (8 * (3 - i)));
+          }
+        },
+        max_decompressed);
+    if (!walked) return make_error(walked.code(), walked.message());
+  }
+  return out;
+}
+
 }  // namespace sh::kafka

@@ -236,3 +236,95 @@ TEST(legacy_records, records_magic) {
 
 }  // namespace
 }  // namespace sh::kafka
+
+namespace sh::kafka {
+namespace {
+
+struct parsed_legacy {
+  int64_t offset;
+  int8_t magic;
+  int8_t attributes;
+  int64_t timestamp;
+  std::optional<std::string> key, value;
+};
+
+std::vector<parsed_legacy> parse_legacy_set(const std::vector<uint8_t>& set) {
+  std::vector<parsed_legacy> out;
+  byte_reader r(set);
+  while (r.remaining() > 0) {
+    parsed_legacy m{};
+    m.offset = r.read_int64();
+    const int32_t size = r.read_int32();
+    const auto body = r.read_raw(static_cast<size_t>(size));
+    EXPECT_TRUE(r.ok());
+    byte_reader b(body);
+    const uint32_t crc = b.read_uint32();
+    EXPECT_EQ(crc, static_cast<uint32_t>(
+                       ::crc32(0L, body.data() + 4, static_cast<uInt>(body.size() - 4))));
+    m.magic = b.read_int8();
+    m.attributes = b.read_int8();
+    m.timestamp = m.magic == 1 ? b.read_int64() : -1;
+    auto k = b.read_nullable_bytes();
+    auto v = b.read_nullable_bytes();
+    if (k) m.key = std::string(k->begin(), k->end());
+    if (v) m.value = std::string(v->begin(), v->end());
+    EXPECT_TRUE(b.ok());
+    EXPECT_EQ(b.remaining(), 0u);
+    out.push_back(m);
+  }
+  return out;
+}
+
+TEST(legacy_down_conversion, magic_2_batches_become_legacy_sets_for_old_consumers) {
+  batch_build_options opts;
+  opts.base_offset = 10;
+  opts.base_timestamp = 1000;
+  std::vector<record_spec> recs(3);
+  recs[0].key = "k0";
+  recs[0].value = "v0";
+  recs[1].value = "v1";  // null key
+  recs[1].timestamp_delta = 5;
+  recs[1].headers.push_back({"h", std::string("dropped")});
+  recs[2].key = "k2";  // tombstone
+  recs[2].timestamp_delta = 7;
+  recs[2].offset_delta = 4;  // a gap: offsets 10, 11, 14
+  auto plain = build_batch(opts, recs);
+  opts.base_offset = 15;
+  opts.attributes = static_cast<int16_t>(compression_type::zstd);
+  auto zstd = build_batch(opts, {recs[0]});
+  std::vector<uint8_t> both = plain;
+  both.insert(both.end(), zstd.begin(), zstd.end());
+
+  auto v1 = convert_v2_to_legacy(both, 1);
+  ASSERT_TRUE(v1) << v1.message();
+  auto msgs = parse_legacy_set(*v1);
+  ASSERT_EQ(msgs.size(), 4u);
+  EXPECT_EQ(msgs[0].offset, 10);
+  EXPECT_EQ(msgs[0].key, "k0");
+  EXPECT_EQ(msgs[0].value, "v0");
+  EXPECT_EQ(msgs[0].timestamp, 1000);
+  EXPECT_EQ(msgs[1].offset, 11);
+  EXPECT_FALSE(msgs[1].key.has_value());
+  EXPECT_EQ(msgs[1].timestamp, 1005);
+  EXPECT_EQ(msgs[2].offset, 14);
+  EXPECT_FALSE(msgs[2].value.has_value());
+  EXPECT_EQ(msgs[3].offset, 15);  // decompressed from the zstd batch
+  EXPECT_EQ(msgs[3].value, "v0");
+  for (const auto& m : msgs) EXPECT_EQ(m.magic, 1);
+
+  auto v0 = convert_v2_to_legacy(both, 0, /*from_offset=*/12);
+  ASSERT_TRUE(v0) << v0.message();
+  auto old = parse_legacy_set(*v0);
+  ASSERT_EQ(old.size(), 2u);  // offsets below 12 left out
+  EXPECT_EQ(old[0].offset, 14);
+  EXPECT_EQ(old[0].magic, 0);
+  EXPECT_EQ(old[0].timestamp, -1);
+
+  EXPECT_FALSE(convert_v2_to_legacy(both, 2));
+  std::vector<uint8_t> corrupt = plain;
+  corrupt.back() ^= 0xff;
+  EXPECT_FALSE(convert_v2_to_legacy(corrupt, 1));
+}
+
+}  // namespace
+}  // namespace sh::kafka

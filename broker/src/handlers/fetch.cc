@@ -4,6 +4,7 @@
 
 #include "../log_reader.h"
 #include "handlers.h"
+#include "sh/kafka/legacy_records.h"
 #include "sh/kafka/messages/fetch_request.h"
 #include "sh/kafka/messages/fetch_response.h"
 
@@ -36,6 +37,19 @@ awaitable<handler_response> handle_fetch(broker_context& ctx, connection_state&,
         auto read = co_await run_blocking(ctx.blocking, [&] {
           return read_partition(ctx, t.topic, p.partition, p.fetch_offset, part_max, at_least_one);
         });
+        if (req.api_version < 4 && !read.records.empty()) {
+          // Pre-0.11 consumers read legacy message sets: magic 0 (v0-v1) or 1 (v2-v3).
+          auto legacy = kafka::convert_v2_to_legacy(read.records, req.api_version >= 2 ? 1 : 0,
+                                                    p.fetch_offset);
+          if (!legacy) {
+            spdlog::error("fetch {}-{}: down-conversion failed: {}", t.topic, p.partition,
+                          legacy.message());
+            read.error = kafka::error_code::corrupt_message;
+            read.records.clear();
+          } else {
+            read.records = std::move(*legacy);
+          }
+        }
         kafka::fetch_response::partition_data pd;
         pd.partition_index = p.partition;
         pd.error_code = static_cast<int16_t>(read.error);

@@ -12,8 +12,8 @@ namespace sh::broker {
 const std::vector<api_handler>& handler_table() {
   static const std::vector<api_handler> table = [] {
     std::vector<api_handler> t = {
-        {0, 0, 9, &handle_produce},         // v0-v2: legacy sets converted to magic 2
-        {1, 4, 12, &handle_fetch},          // v4+: magic-2; v13+ (topic ids) not yet
+        {0, 0, 9, &handle_produce},  // v0-v2: legacy sets converted to magic 2
+        {1, 0, 12, &handle_fetch},   // v0-v3: down-converted to magic 0/1; v13+ (topic ids) not yet
         {2, 0, 7, &handle_list_offsets},    // v7: MAX_TIMESTAMP
         {3, 0, 12, &handle_metadata},       //
         {18, 0, 3, &handle_api_versions},   //

@@ -38,4 +38,14 @@ struct legacy_conversion_options {
 result<std::vector<uint8_t>, batch_errc> convert_legacy_to_v2(
     std::span<const uint8_t> message_set, const legacy_conversion_options& options = {});
 
+// Down-conversion for pre-0.11 consumers (Fetch v0-v3): the records of magic-2 batches (as the
+// broker stores them, base offsets already real) written as an uncompressed legacy message set
+// of `magic` 0 or 1 (magic 1 keeps timestamps and the LogAppendTime bit; headers are dropped,
+// the old formats have none). Control batches (transaction markers) are skipped. Records below
+// `from_offset` are left out. Errors: those of record iteration (bad batches, codec errors,
+// decompressed_too_large).
+result<std::vector<uint8_t>, batch_errc> convert_v2_to_legacy(
+    std::span<const uint8_t> batches, int8_t magic, int64_t from_offset = 0,
+    size_t max_decompressed = default_max_decompressed_bytes);
+
 }  // namespace sh::kafka
