@@ -8,6 +8,7 @@
 
 #include "sh/kafka/frame.h"
 #include "sh/kafka/messages/all.h"
+#include "sh/kafka/record_batch.h"
 #include "sh/kafka/wire.h"
 
 namespace sh::kafka {
@@ -337,6 +338,54 @@ TEST(known_frames, kafkajs_and_librdkafka_requests_decode_and_reencode_identical
     EXPECT_TRUE(visit_request_type(f.key, check));
   }
   EXPECT_GE(checked, 20);
+}
+
+}  // namespace
+}  // namespace sh::kafka
+
+namespace sh::kafka {
+namespace {
+
+// librdkafka's own compressed batches, one Produce frame per codec: CRC-checked, decompressed
+// and read record by record.
+TEST(known_frames, librdkafka_batches_of_each_codec_decode_and_check) {
+  const std::pair<std::string, compression_type> codecs[] = {
+      {"librdkafka-gzip", compression_type::gzip},
+      {"librdkafka-snappy", compression_type::snappy},
+      {"librdkafka-lz4", compression_type::lz4},
+      {"librdkafka-zstd", compression_type::zstd}};
+  for (const auto& [client, codec] : codecs) {
+    SCOPED_TRACE(client);
+    const client_frame* found = nullptr;
+    for (const auto& f : kClientFrames) {
+      if (f.key == 0 && client == f.client) found = &f;
+    }
+    ASSERT_NE(found, nullptr);
+    auto bytes = from_hex(found->hex);
+    auto frame = parse_request(bytes);
+    ASSERT_TRUE(frame);
+    auto req = decode_message<produce_request>(frame->body, found->version);
+    ASSERT_TRUE(req) << req.message();
+    int records = 0;
+    for (const auto& t : req->topic_data) {
+      for (const auto& p : t.partition_data) {
+        ASSERT_TRUE(p.records.has_value());
+        auto batches = split_batches(*p.records);  // checks each batch's CRC32C
+        ASSERT_TRUE(batches) << batches.message();
+        for (const auto& b : *batches) {
+          EXPECT_EQ(b.header.compression(), codec);
+          auto walked = for_each_record(b, [&](const record_view& r) {
+            ASSERT_TRUE(r.value.has_value());
+            const std::string value(r.value->begin(), r.value->end());
+            EXPECT_EQ(value, "value-" + std::to_string(r.offset_delta));
+            ++records;
+          });
+          ASSERT_TRUE(walked) << walked.message();
+        }
+      }
+    }
+    EXPECT_EQ(records, 5);
+  }
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ def pump(src, dst, record):
                     ver = int.from_bytes(frame[2:4], "big", signed=True)
                     cid_len = int.from_bytes(frame[8:10], "big", signed=True)
                     cid = frame[10:10 + max(cid_len, 0)].decode(errors="replace")
-                    client = "kafkajs" if "js" in cid else "librdkafka"
+                    client = "kafkajs" if "js" in cid else cid.replace("rdkafka", "librdkafka")
                     with lock:
                         frames.setdefault((client, key, ver), frame)
     except OSError:
@@ -91,6 +91,13 @@ def main():
     for i in range(10):
         p.produce("rd-topic", key=b"k", value=b"v%d" % i, headers=[("h", b"1")])
     p.flush(10)
+    # One producer per codec: its Produce frame carries a batch librdkafka compressed.
+    for codec in ("gzip", "snappy", "lz4", "zstd"):
+        pc = Producer({"bootstrap.servers": bootstrap, "client.id": f"rdkafka-{codec}",
+                       "compression.codec": codec, "linger.ms": 50})
+        for i in range(5):
+            pc.produce("rd-codecs", value=b"value-%d" % i, key=b"key-%d" % i, partition=0)
+        pc.flush(10)
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "rd-group", "client.id": "rdkafka",
                   "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
     c.subscribe(["rd-topic"])
