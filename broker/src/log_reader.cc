@@ -9,9 +9,7 @@ partition_read read_partition(broker_context& ctx, const std::string& topic, int
   partition_read out;
   auto state = ctx.meta->get_partition(topic, partition);
   if (!state) {
-    out.error = state.code() == metadata::errc::not_found
-                    ? kafka::error_code::unknown_topic_or_partition
-                    : kafka::error_code::kafka_storage_error;
+    out.error = partition_lookup_error(state.code());
     return out;
   }
   out.high_watermark = state->high_watermark;

@@ -16,6 +16,12 @@ struct partition_read {
   std::vector<uint8_t> records;  // whole magic-2 batches with real base offsets
 };
 
+// The Kafka error for a failed partition lookup in the metadata store.
+inline kafka::error_code partition_lookup_error(metadata::errc code) {
+  return code == metadata::errc::not_found ? kafka::error_code::unknown_topic_or_partition
+                                           : kafka::error_code::kafka_storage_error;
+}
+
 // Batches from the one containing `fetch_offset`, up to `max_bytes` (but at least one batch
 // when `at_least_one`), never past the high watermark.
 partition_read read_partition(broker_context& ctx, const std::string& topic, int32_t partition,

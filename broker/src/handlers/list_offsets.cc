@@ -92,9 +92,7 @@ offset_answer list_offset(broker_context& ctx, const std::string& topic, int32_t
   offset_answer out;
   auto state = ctx.meta->get_partition(topic, partition);
   if (!state) {
-    out.error = state.code() == metadata::errc::not_found
-                    ? kafka::error_code::unknown_topic_or_partition
-                    : kafka::error_code::kafka_storage_error;
+    out.error = partition_lookup_error(state.code());
     return out;
   }
   if (timestamp == latest_timestamp) {
