@@ -15,25 +15,14 @@
 #include "log_reader.h"
 #include "sh/kafka/record_batch.h"
 #include "sh/storage/segment.h"
+#include "test_batches.h"
 
 namespace sh::broker {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<uint8_t> make_batch(int records, int64_t ts) {
-  kafka::batch_build_options opts;
-  opts.base_timestamp = ts;
-  std::vector<kafka::record_spec> recs;
-  for (int i = 0; i < records; ++i) {
-    kafka::record_spec r;
-    r.timestamp_delta = i;
-    r.key = "k" + std::to_string(i);
-    r.value = std::string(100, static_cast<char>('a' + i % 26));
-    recs.push_back(r);
-  }
-  return kafka::build_batch(opts, recs);
-}
+using testing::make_batch;
 
 append_batch to_append(int32_t p, const std::vector<uint8_t>& bytes, int32_t count, int64_t ts) {
   append_batch a;

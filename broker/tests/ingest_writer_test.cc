@@ -8,26 +8,14 @@
 #include <future>
 
 #include "sh/kafka/record_batch.h"
+#include "test_batches.h"
 
 namespace sh::broker {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<uint8_t> make_batch(int records, int64_t ts) {
-  kafka::batch_build_options opts;
-  opts.base_timestamp = ts;
-  std::vector<kafka::record_spec> recs;
-  for (int i = 0; i < records; ++i) {
-    kafka::record_spec r;
-    r.timestamp_delta = i;
-    r.key = std::string(1, 'k');
-    r.key->push_back(static_cast<char>('0' + i % 10));
-    r.value = std::string(100, static_cast<char>('a' + i % 26));
-    recs.push_back(r);
-  }
-  return kafka::build_batch(opts, recs);
-}
+using testing::make_batch;
 
 class ingest_writer_test : public ::testing::Test {
  protected:
