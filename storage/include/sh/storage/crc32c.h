@@ -1,17 +1,20 @@
 #pragma once
-// CRC32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum Kafka record batches and
-// StreamHouse footers use. Uses the SSE4.2 crc32 instruction when the CPU has it, else a
-// slicing-by-8 table. Pure functions; thread-safe.
+// CRC32C for storage's formats: the names storage has always used, forwarding to the one
+// implementation in common (sh/common/crc32c.h; SSE4.2 when present, slicing-by-8 otherwise).
 #include <cstdint>
 #include <span>
 
+#include "sh/common/crc32c.h"
+
 namespace sh::storage {
 
-// Continues a CRC: crc32c_extend(crc32c(a), b) == crc32c(a + b). Start from 0.
-uint32_t crc32c_extend(uint32_t crc, std::span<const uint8_t> data) noexcept;
-inline uint32_t crc32c(std::span<const uint8_t> data) noexcept { return crc32c_extend(0, data); }
+using sh::crc32c;
+using sh::crc32c_extend;
 
 // The table path regardless of CPU support, so tests can check both against each other.
-uint32_t crc32c_extend_portable_for_test(uint32_t crc, std::span<const uint8_t> data) noexcept;
+inline uint32_t crc32c_extend_portable_for_test(uint32_t crc,
+                                                std::span<const uint8_t> data) noexcept {
+  return sh::crc32c_portable(crc, data);
+}
 
 }  // namespace sh::storage
