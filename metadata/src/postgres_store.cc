@@ -1471,6 +1471,21 @@ class postgres_store final : public metadata_store {
     });
   }
 
+  mresult<std::vector<std::string>> registered_objects(
+      const std::vector<std::string>& object_keys) override {
+    if (object_keys.size() > 10000) {
+      return make_error(errc::invalid_argument, "registered_objects: more than 10000 keys");
+    }
+    return with_conn([&](pg_conn& c) -> mresult<std::vector<std::string>> {
+      std::vector<std::string> out;
+      for (const std::string& k : object_keys) {
+        SH_META_TRY(r, c.query(k_select_object_size, params().add(k)));
+        if (r.rows() > 0) out.push_back(k);
+      }
+      return out;
+    });
+  }
+
   mresult<void> set_commit_listener(commit_listener listener) override {
     stop_listener();
     if (!listener) return {};

@@ -1248,6 +1248,22 @@ class sqlite_store final : public metadata_store {
     return txn.commit();
   }
 
+  mresult<std::vector<std::string>> registered_objects(
+      const std::vector<std::string>& object_keys) override {
+    if (object_keys.size() > 10000) {
+      return make_error(errc::invalid_argument, "registered_objects: more than 10000 keys");
+    }
+    return with_reader([&](connection& c) -> mresult<std::vector<std::string>> {
+      std::vector<std::string> out;
+      for (const std::string& k : object_keys) {
+        SH_META_TRY(q, c.prepare(k_select_object_size));
+        SH_META_TRY(row, q.bind(1, k).step());
+        if (row) out.push_back(k);
+      }
+      return out;
+    });
+  }
+
   mresult<void> set_commit_listener(commit_listener listener) override {
     std::lock_guard lock(_listener_mu);
     _listener = listener ? std::make_shared<commit_listener>(std::move(listener)) : nullptr;

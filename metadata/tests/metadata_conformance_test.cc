@@ -1808,6 +1808,28 @@ TEST_P(segment_swap, delete_records_and_delete_topic_unreference_objects) {
   EXPECT_EQ(keys, (std::set<std::string>{"i1", "i2"}));
 }
 
+// The orphan sweep's question: which of these bucket keys does the metadata know? Registered
+// objects count whether live or waiting for garbage collection; forgotten ones do not.
+TEST_P(segment_swap, registered_objects_tells_orphans_apart) {
+  auto known = store().registered_objects({"i2", "nope", "i1", "seg9"});
+  ASSERT_TRUE(known) << known.message();
+  EXPECT_EQ(*known, (std::vector<std::string>{"i2", "i1"}));
+  auto swapped = store().replace_with_segment(swap_of(rows(), 0, 3, "seg0"));
+  ASSERT_TRUE(swapped) << swapped.message();
+  known = store().registered_objects({"seg0", "i2", "i1"});
+  ASSERT_TRUE(known) << known.message();
+  EXPECT_EQ(*known, (std::vector<std::string>{"seg0", "i2", "i1"}));  // i2 only unreferenced
+  ASSERT_TRUE(store().forget_object("i2"));
+  known = store().registered_objects({"seg0", "i2"});
+  ASSERT_TRUE(known) << known.message();
+  EXPECT_EQ(*known, (std::vector<std::string>{"seg0"}));
+  auto empty = store().registered_objects({});
+  ASSERT_TRUE(empty);
+  EXPECT_TRUE(empty->empty());
+  std::vector<std::string> too_many(10001, "k");
+  EXPECT_EQ(store().registered_objects(too_many).error().code, errc::invalid_argument);
+}
+
 INSTANTIATE_TEST_SUITE_P(stores, segment_swap, ::testing::ValuesIn(all_harness_factories()),
                          [](const ::testing::TestParamInfo<harness_factory>& info) {
                            return info.param.name;

@@ -406,6 +406,15 @@ class metadata_store {
     (void)object_key;
     return make_error(errc::unsupported, "forget_object is not implemented by this store");
   }
+  // The keys among `object_keys` that are registered (live or waiting for garbage collection),
+  // in the order given, for the orphan sweep: an object in the bucket that is not registered was
+  // written by a writer that crashed (or failed) before its commit or index swap. At most 10000
+  // keys per call. Errors: invalid_argument (too many keys), io_error, busy.
+  virtual mresult<std::vector<std::string>> registered_objects(
+      const std::vector<std::string>& object_keys) {
+    (void)object_keys;
+    return make_error(errc::unsupported, "registered_objects is not implemented by this store");
+  }
 
   // Human-readable description for logs, e.g. "sqlite:/var/lib/streamhouse/meta.db".
   virtual std::string describe() const = 0;
