@@ -111,6 +111,27 @@ sresult<void> fault_injecting_store::put(const std::string& key, std::span<const
   return r;
 }
 
+// Conditional and multipart puts count and fail as store_op::put: the rules callers write are
+// about "writing an object", whichever way the writer chose.
+sresult<void> fault_injecting_store::put_if_absent(const std::string& key,
+                                                   std::span<const uint8_t> data) {
+  auto d = decide(store_op::put, key);
+  if (d.fail && !d.after_effect) return injected(store_op::put, key, d.code);
+  auto r = _backend->put_if_absent(key, data);
+  if (d.fail && r) return injected(store_op::put, key, d.code);
+  return r;
+}
+
+sresult<void> fault_injecting_store::put_multipart(const std::string& key,
+                                                   std::span<const uint8_t> data,
+                                                   uint64_t part_size) {
+  auto d = decide(store_op::put, key);
+  if (d.fail && !d.after_effect) return injected(store_op::put, key, d.code);
+  auto r = _backend->put_multipart(key, data, part_size);
+  if (d.fail && r) return injected(store_op::put, key, d.code);
+  return r;
+}
+
 sresult<bytes> fault_injecting_store::get(const std::string& key) {
   auto d = decide(store_op::get, key);
   if (d.fail) return injected(store_op::get, key, d.code);

@@ -90,48 +90,11 @@ class local_store final : public object_store {
   explicit local_store(fs::path root) : _root(std::move(root)), _root_str(_root.string()) {}
 
   sresult<void> put(const std::string& key, std::span<const uint8_t> data) override {
-    if (auto ok = validate_key(key); !ok) return ok.error();
-    const std::string path = path_of(key);
-    const size_t slash = path.rfind('/');
-    const std::string dir = path.substr(0, slash);
-    auto fail = [&](const std::string& what, int e) {
-      return make_error(errc::io_error, "put '" + key + "': " + what + ": " + errno_text(e));
-    };
+    return write_object(key, data, false);
+  }
 
-    // A concurrent remove() may rmdir a parent we just created; retrying recreates it.
-    std::string temp;
-    int fd = -1;
-    for (int attempt = 0; fd < 0; ++attempt) {
-      temp = dir + "/" + std::string(temp_prefix) + std::to_string(::getpid()) + "-" +
-             std::to_string(_temp_counter.fetch_add(1, std::memory_order_relaxed));
-      fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      if (fd >= 0) break;
-      const int e = errno;
-      if (attempt >= 8 || (e != ENOENT && e != EEXIST)) {
-        if (e == ENOTDIR) return conflict(key);
-        return fail("create " + temp, e);
-      }
-      if (e == ENOENT) {
-        if (auto made = make_parents(key); !made) return made.error();
-      }
-    }
-    fd_guard guard(fd);
-    auto abandon = [&](const std::string& what, int e) {
-      ::unlink(temp.c_str());
-      return fail(what, e);
-    };
-    if (int e = write_all(fd, data)) return abandon("write " + temp, e);
-    if (::fsync(fd) != 0) return abandon("fsync " + temp, errno);
-    if (int e = guard.close_checked()) return abandon("close " + temp, e);
-    if (::rename(temp.c_str(), path.c_str()) != 0) {
-      const int e = errno;
-      ::unlink(temp.c_str());
-      if (e == EISDIR || e == ENOTEMPTY || e == EEXIST) return conflict(key);
-      return fail("rename to " + path, e);
-    }
-    // ENOENT: a concurrent remove() of this key already took the object and its directory.
-    if (int e = fsync_dir(dir); e != 0 && e != ENOENT) return fail("fsync directory " + dir, e);
-    return {};
+  sresult<void> put_if_absent(const std::string& key, std::span<const uint8_t> data) override {
+    return write_object(key, data, true);
   }
 
   sresult<bytes> get(const std::string& key) override {
@@ -234,6 +197,69 @@ class local_store final : public object_store {
   }
 
  private:
+  // put() and put_if_absent(): the data goes to a fresh temp file, is fsynced, and then takes the
+  // final name with rename(2) (replacing) or link(2) (exclusive: fails with EEXIST if the name
+  // exists, atomically, so of concurrent creators exactly one wins; the temp name is unlinked
+  // either way).
+  sresult<void> write_object(const std::string& key, std::span<const uint8_t> data,
+                             bool exclusive) {
+    const char* op = exclusive ? "put_if_absent" : "put";
+    if (auto ok = validate_key(key); !ok) return ok.error();
+    const std::string path = path_of(key);
+    const size_t slash = path.rfind('/');
+    const std::string dir = path.substr(0, slash);
+    auto fail = [&](const std::string& what, int e) {
+      return make_error(errc::io_error,
+                        std::string(op) + " '" + key + "': " + what + ": " + errno_text(e));
+    };
+
+    // A concurrent remove() may rmdir a parent we just created; retrying recreates it.
+    std::string temp;
+    int fd = -1;
+    for (int attempt = 0; fd < 0; ++attempt) {
+      temp = dir + "/" + std::string(temp_prefix) + std::to_string(::getpid()) + "-" +
+             std::to_string(_temp_counter.fetch_add(1, std::memory_order_relaxed));
+      fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+      if (fd >= 0) break;
+      const int e = errno;
+      if (attempt >= 8 || (e != ENOENT && e != EEXIST)) {
+        if (e == ENOTDIR) return conflict(key);
+        return fail("create " + temp, e);
+      }
+      if (e == ENOENT) {
+        if (auto made = make_parents(key); !made) return made.error();
+      }
+    }
+    fd_guard guard(fd);
+    auto abandon = [&](const std::string& what, int e) {
+      ::unlink(temp.c_str());
+      return fail(what, e);
+    };
+    if (int e = write_all(fd, data)) return abandon("write " + temp, e);
+    if (::fsync(fd) != 0) return abandon("fsync " + temp, errno);
+    if (int e = guard.close_checked()) return abandon("close " + temp, e);
+    if (exclusive) {
+      const int r = ::link(temp.c_str(), path.c_str());
+      const int e = r == 0 ? 0 : errno;
+      ::unlink(temp.c_str());
+      if (e == EEXIST) {
+        struct stat st {};
+        if (::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return conflict(key);
+        return make_error(errc::already_exists, "put_if_absent '" + key + "': object exists");
+      }
+      if (e == ENOTDIR) return conflict(key);
+      if (e != 0) return fail("link to " + path, e);
+    } else if (::rename(temp.c_str(), path.c_str()) != 0) {
+      const int e = errno;
+      ::unlink(temp.c_str());
+      if (e == EISDIR || e == ENOTEMPTY || e == EEXIST) return conflict(key);
+      return fail("rename to " + path, e);
+    }
+    // ENOENT: a concurrent remove() of this key already took the object and its directory.
+    if (int e = fsync_dir(dir); e != 0 && e != ENOENT) return fail("fsync directory " + dir, e);
+    return {};
+  }
+
   struct open_file {
     int fd;
     uint64_t size;

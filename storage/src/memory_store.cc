@@ -17,6 +17,15 @@ class memory_store final : public object_store {
     _objects[key] = std::move(value);
     return {};
   }
+  sresult<void> put_if_absent(const std::string& key, std::span<const uint8_t> data) override {
+    if (auto ok = validate_key(key); !ok) return ok.error();
+    auto value = std::make_shared<const bytes>(data.begin(), data.end());
+    std::lock_guard lock(_mu);
+    if (!_objects.emplace(key, std::move(value)).second) {
+      return make_error(errc::already_exists, "put_if_absent '" + key + "': object exists");
+    }
+    return {};
+  }
   sresult<bytes> get(const std::string& key) override {
     auto v = find(key, "get");
     if (!v) return v.error();

@@ -27,6 +27,8 @@ const char* to_string(errc code) noexcept {
       return "auth_failed";
     case errc::unsupported:
       return "unsupported";
+    case errc::already_exists:
+      return "already_exists";
   }
   return "unknown";
 }
@@ -59,6 +61,16 @@ sresult<void> object_store::remove_many(std::span<const std::string> keys) {
     if (auto r = remove(key); !r) return r;
   }
   return {};
+}
+
+sresult<void> object_store::put_if_absent(const std::string& key, std::span<const uint8_t>) {
+  return make_error(errc::unsupported,
+                    "put_if_absent '" + key + "': " + describe() + " cannot create atomically");
+}
+
+sresult<void> object_store::put_multipart(const std::string& key, std::span<const uint8_t> data,
+                                          uint64_t) {
+  return put(key, data);
 }
 
 sresult<void> object_store::probe() {

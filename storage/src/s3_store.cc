@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <charconv>
 #include <cstring>
 #include <mutex>
@@ -307,6 +308,9 @@ class s3_store final : public object_store {
 
   sresult<void> put(const std::string& key, std::span<const uint8_t> data) override {
     if (auto ok = validate_key(key); !ok) return ok.error();
+    if (_opts.multipart_threshold > 0 && data.size() > _opts.multipart_threshold) {
+      return multipart_upload(key, data, _opts.multipart_part_size);
+    }
     http_request req;
     req.method = "PUT";
     req.key = _key_prefix + key;
@@ -314,6 +318,40 @@ class s3_store final : public object_store {
     auto resp = perform(req);
     if (resp.curl == CURLE_OK && resp.status == 200) return {};
     return to_error("put", key, resp);
+  }
+
+  sresult<void> put_multipart(const std::string& key, std::span<const uint8_t> data,
+                              uint64_t part_size) override {
+    if (auto ok = validate_key(key); !ok) return ok.error();
+    return multipart_upload(key, data, part_size == 0 ? _opts.multipart_part_size : part_size);
+  }
+
+  sresult<void> put_if_absent(const std::string& key, std::span<const uint8_t> data) override {
+    if (auto ok = validate_key(key); !ok) return ok.error();
+    if (auto ok = conditional_put_supported(); !ok) {
+      return make_error(ok.code(), "put_if_absent '" + key + "': " + ok.message());
+    }
+    auto resp = conditional_put(_key_prefix + key, data);
+    if (resp.curl == CURLE_OK && resp.status == 200) return {};
+    if (resp.curl == CURLE_OK && resp.status == 412) {
+      // After a retry, the 412 may answer our own earlier attempt whose response was lost. The
+      // object then holds exactly our bytes; any other content is someone else's win. (Racers
+      // writing identical bytes can thus both see ok: the object is what each of them wanted.)
+      if (resp.attempts > 1) {
+        auto current = get(key);
+        if (current && current->size() == data.size() &&
+            std::equal(data.begin(), data.end(), current->begin())) {
+          return {};
+        }
+      }
+      return make_error(errc::already_exists,
+                        "put_if_absent '" + key + "': object exists (HTTP 412)" + where(resp));
+    }
+    if (resp.curl == CURLE_OK && (resp.status == 501 || resp.status == 400) &&
+        resp.s3_code() == "NotImplemented") {
+      _conditional.store(cond_no);
+    }
+    return to_error("put_if_absent", key, resp);
   }
 
   sresult<bytes> get(const std::string& key) override {
@@ -553,7 +591,11 @@ class s3_store final : public object_store {
       default:
         return false;
     }
-    if (r.status >= 500) return true;
+    // 501 Not Implemented is an answer, not a hiccup.
+    if (r.status >= 500) return r.status != 501;
+    // AWS answers a conditional PUT racing another write to the same key with 409
+    // ConditionalRequestConflict and asks for a retry.
+    if (r.status == 409) return r.s3_code() == "ConditionalRequestConflict";
     return r.status == 400 && r.s3_code() == "RequestTimeout";
   }
 
@@ -665,7 +707,11 @@ class s3_store final : public object_store {
       curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     } else if (method == "POST") {
       curl_easy_setopt(h, CURLOPT_POST, 1L);
-      curl_easy_setopt(h, CURLOPT_POSTFIELDS, req.body.data());
+      // Never a null pointer: curl would then read the body from the read callback.
+      static const char empty_body[1] = {0};
+      curl_easy_setopt(h, CURLOPT_POSTFIELDS,
+                       req.body.empty() ? static_cast<const void*>(empty_body)
+                                        : static_cast<const void*>(req.body.data()));
       curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(req.body.size()));
     } else if (method == "DELETE") {
       curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, "DELETE");
@@ -734,6 +780,196 @@ class s3_store final : public object_store {
     return make_error(code, head + why + detail + where(resp));
   }
 
+  // --- conditional put ---------------------------------------------------------------------
+
+  http_response conditional_put(const std::string& full_key, std::span<const uint8_t> data) {
+    http_request req;
+    req.method = "PUT";
+    req.key = full_key;
+    req.body = data;
+    req.signed_headers.emplace_back("if-none-match", "*");
+    return perform(req);
+  }
+
+  // ok when the server honours If-None-Match: * on PUT, unsupported when it refuses or ignores
+  // it. In `detect` mode the first call finds out (the answer is kept; a transient failure of
+  // the probe is returned and the next call probes again).
+  sresult<void> conditional_put_supported() {
+    if (_opts.conditional_put == s3_options::conditional_put_mode::enabled) return {};
+    if (_opts.conditional_put == s3_options::conditional_put_mode::disabled) {
+      return make_error(errc::unsupported, "conditional put is disabled for " + describe() +
+                                               " (s3_options::conditional_put)");
+    }
+    std::lock_guard lock(_probe_mu);
+    if (_conditional.load() == cond_unknown) {
+      auto found = probe_conditional_put();
+      if (!found) return found.error();
+      _conditional.store(*found ? cond_yes : cond_no);
+    }
+    if (_conditional.load() == cond_yes) return {};
+    return make_error(errc::unsupported, "the S3 server at " + _endpoint_text +
+                                             " does not honour If-None-Match: * on PUT, so an "
+                                             "atomic create-if-absent is not possible there");
+  }
+
+  // Two conditional PUTs of a fresh scratch key: the first must succeed and the second must be
+  // refused with 412. 501 / NotImplemented (Swift s3api) or a second 200 (the header ignored)
+  // mean unsupported.
+  sresult<bool> probe_conditional_put() {
+    thread_local std::mt19937_64 rng{std::random_device{}()};
+    const std::string key = "streamhouse-probe/conditional-put-" + std::to_string(rng());
+    const std::string full = _key_prefix + key;
+    const uint8_t one[1] = {'1'};
+    auto refused = [](const http_response& r) {
+      return r.curl == CURLE_OK && (r.status == 501 || r.s3_code() == "NotImplemented");
+    };
+    auto first = conditional_put(full, one);
+    if (refused(first)) return false;
+    if (first.curl != CURLE_OK || first.status != 200) {
+      return to_error("put_if_absent probe", key, first);
+    }
+    auto second = conditional_put(full, one);
+    (void)remove(key);
+    if (second.curl == CURLE_OK && second.status == 412) return true;
+    if (second.curl == CURLE_OK && second.status == 200) return false;
+    if (refused(second)) return false;
+    return to_error("put_if_absent probe", key, second);
+  }
+
+  // --- multipart upload --------------------------------------------------------------------
+
+  sresult<void> multipart_upload(const std::string& key, std::span<const uint8_t> data,
+                                 uint64_t part_size) {
+    const std::string full = _key_prefix + key;
+    if (part_size == 0) return make_error(errc::invalid_argument, "put_multipart: part size 0");
+    const uint64_t parts = std::max<uint64_t>(1, (data.size() + part_size - 1) / part_size);
+    if (parts > 10000) {  // S3's limit
+      return make_error(errc::invalid_argument,
+                        "put_multipart '" + key + "': " + std::to_string(parts) + " parts of " +
+                            std::to_string(part_size) + " bytes (S3 allows 10000)");
+    }
+
+    // CreateMultipartUpload. A retry after a lost answer only leaves an unused upload behind,
+    // which the bucket's lifecycle rule for incomplete uploads removes.
+    http_request create;
+    create.method = "POST";
+    create.key = full;
+    create.query = {{"uploads", ""}};
+    auto created = perform(create);
+    if (created.curl != CURLE_OK || created.status != 200) {
+      return to_error("put_multipart (create)", key, created);
+    }
+    std::string upload_id;
+    {
+      size_t pos = 0;
+      auto id = xml_next(as_text(created.body), "UploadId", pos);
+      if (!id || id->empty()) {
+        return make_error(errc::io_error, "put_multipart '" + key + "': no UploadId in the answer" +
+                                              where(created));
+      }
+      upload_id = xml_unescape(*id);
+    }
+
+    // UploadPart, at most multipart_concurrency at once (this thread is one of them). Each part
+    // is one request through perform(), so it is retried like any other.
+    std::vector<std::string> etags(parts);
+    std::atomic<uint64_t> next{0};
+    std::atomic<bool> failed{false};
+    std::mutex error_mu;
+    std::optional<error_info<errc>> first_error;
+    auto worker = [&] {
+      while (!failed.load()) {
+        const uint64_t i = next.fetch_add(1);
+        if (i >= parts) return;
+        const uint64_t start = i * part_size;
+        const uint64_t len = std::min<uint64_t>(part_size, data.size() - start);
+        http_request req;
+        req.method = "PUT";
+        req.key = full;
+        req.query = {{"partNumber", std::to_string(i + 1)}, {"uploadId", upload_id}};
+        req.body = data.subspan(start, len);
+        auto resp = perform(req);
+        std::string etag = resp.header("etag");
+        if (resp.curl == CURLE_OK && resp.status == 200 && !etag.empty()) {
+          etags[i] = std::move(etag);
+          continue;
+        }
+        auto err =
+            resp.curl == CURLE_OK && resp.status == 200
+                ? make_error(errc::io_error, "put_multipart '" + key + "': part " +
+                                                 std::to_string(i + 1) + ": no ETag" + where(resp))
+                : to_error(("put_multipart (part " + std::to_string(i + 1) + ")").c_str(), key,
+                           resp);
+        std::lock_guard lock(error_mu);
+        if (!first_error) first_error = std::move(err);
+        failed.store(true);
+        return;
+      }
+    };
+    const uint64_t helpers =
+        std::min<uint64_t>(parts, static_cast<uint64_t>(std::max(1, _opts.multipart_concurrency))) -
+        1;
+    std::vector<std::thread> threads;
+    threads.reserve(helpers);
+    for (uint64_t t = 0; t < helpers; ++t) threads.emplace_back(worker);
+    worker();
+    for (auto& t : threads) t.join();
+    if (first_error) return abort_upload(key, upload_id, std::move(*first_error));
+
+    // CompleteMultipartUpload.
+    std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><CompleteMultipartUpload>";
+    for (uint64_t i = 0; i < parts; ++i) {
+      xml += "<Part><PartNumber>" + std::to_string(i + 1) + "</PartNumber><ETag>" +
+             xml_escape(etags[i]) + "</ETag></Part>";
+    }
+    xml += "</CompleteMultipartUpload>";
+    http_request complete;
+    complete.method = "POST";
+    complete.key = full;
+    complete.query = {{"uploadId", upload_id}};
+    complete.content_type = "application/xml";
+    complete.body = {reinterpret_cast<const uint8_t*>(xml.data()), xml.size()};
+    auto done = perform(complete);
+    // S3 may answer 200 and still fail: the error is then the body (after whitespace it
+    // sends to keep the connection alive while it assembles the object).
+    const bool body_error = done.curl == CURLE_OK && done.status == 200 &&
+                            as_text(done.body).find("<Error>") != std::string_view::npos;
+    if (done.curl == CURLE_OK && done.status == 200 && !body_error) return {};
+    if (done.curl == CURLE_OK && done.status == 404 && done.attempts > 1 &&
+        done.s3_code() == "NoSuchUpload") {
+      // Our earlier attempt completed it and its answer was lost: the object must be there now.
+      auto info = head(key);
+      if (info && info->size == data.size()) return {};
+    }
+    auto err = body_error ? make_error(errc::io_error, "put_multipart (complete) '" + key +
+                                                           "': HTTP 200 " + done.s3_code() + ": " +
+                                                           done.s3_message() + where(done))
+                          : to_error("put_multipart (complete)", key, done);
+    return abort_upload(key, upload_id, std::move(err));
+  }
+
+  // AbortMultipartUpload after a failure, so no parts are left (billed) behind; returns `why`,
+  // noting a failed abort.
+  error_info<errc> abort_upload(const std::string& key, const std::string& upload_id,
+                                error_info<errc> why) {
+    http_request req;
+    req.method = "DELETE";
+    req.key = _key_prefix + key;
+    req.query = {{"uploadId", upload_id}};
+    auto resp = perform(req);
+    if (resp.curl == CURLE_OK && (resp.status == 204 || resp.status == 200 || resp.status == 404)) {
+      return why;
+    }
+    return make_error(why.code, why.message + "; abort of upload " + upload_id +
+                                    " failed too: " + to_error("abort", key, resp).message);
+  }
+
+  static std::string_view as_text(const bytes& b) {
+    return {reinterpret_cast<const char*>(b.data()), b.size()};
+  }
+
+  enum cond_state : int { cond_unknown, cond_yes, cond_no };
+
   const std::string _bucket;
   const std::string _prefix;      // without leading or trailing '/'
   const std::string _key_prefix;  // "" or _prefix + "/"
@@ -741,6 +977,8 @@ class s3_store final : public object_store {
   const endpoint_parts _ep;
   const std::string _endpoint_text;
   curl_pool _handles;
+  std::mutex _probe_mu;  // one conditional-put probe at a time
+  std::atomic<int> _conditional{cond_unknown};
 };
 
 sresult<std::unique_ptr<s3_store>> make_s3_store(const std::string& bucket,
@@ -765,6 +1003,10 @@ sresult<std::unique_ptr<s3_store>> make_s3_store(const std::string& bucket,
   if (options.list_page_size < 1 || options.list_page_size > 1000) {
     return bad("list_page_size must be 1..1000");
   }
+  if (options.multipart_part_size < 1 || options.multipart_part_size > (uint64_t{5} << 30)) {
+    return bad("multipart_part_size must be 1 byte .. 5 GiB (S3 needs 5 MiB for all but the last)");
+  }
+  if (options.multipart_concurrency < 1) return bad("multipart_concurrency must be at least 1");
   const std::string endpoint = options.endpoint.empty()
                                    ? "https://s3." + options.region + ".amazonaws.com"
                                    : options.endpoint;

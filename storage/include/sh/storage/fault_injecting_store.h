@@ -78,6 +78,10 @@ class fault_injecting_store final : public object_store {
   object_store& backend() { return *_backend; }
 
   sresult<void> put(const std::string& key, std::span<const uint8_t> data) override;
+  // Counted and failed as store_op::put.
+  sresult<void> put_if_absent(const std::string& key, std::span<const uint8_t> data) override;
+  sresult<void> put_multipart(const std::string& key, std::span<const uint8_t> data,
+                              uint64_t part_size = 0) override;
   sresult<bytes> get(const std::string& key) override;
   sresult<bytes> get_range(const std::string& key, uint64_t offset, uint64_t length) override;
   sresult<object_info> head(const std::string& key) override;

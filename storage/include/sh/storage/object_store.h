@@ -27,6 +27,8 @@ enum class errc {
   unavailable,
   auth_failed,
   unsupported,
+  // put_if_absent: the key already holds an object (S3 412 Precondition Failed); it is unchanged.
+  already_exists,
 };
 
 // Stable lower-case name of a code, for logs and test messages ("not_found").
@@ -50,7 +52,19 @@ class object_store {
   virtual ~object_store() = default;
 
   // Durable when it returns ok: the object is complete or absent, never partial. Overwrites.
+  // S3 switches to a multipart upload above s3_options::multipart_threshold.
   virtual sresult<void> put(const std::string& key, std::span<const uint8_t> data) = 0;
+  // Creates the object only if the key is free (S3: If-None-Match: *). errc::already_exists when
+  // it is taken (the existing object stays as it was); of concurrent callers exactly one wins.
+  // errc::unsupported where the store cannot do it atomically (S3 servers that answer 501 or
+  // ignore the header; see s3_options::conditional_put): never a silent overwrite.
+  virtual sresult<void> put_if_absent(const std::string& key, std::span<const uint8_t> data);
+  // Uploads in parts of `part_size` bytes (0: the store's default; S3 needs at least 5 MiB except
+  // for the last part), whatever the size. Same result as put(): S3 runs CreateMultipartUpload,
+  // parallel UploadParts (each retried like any request), CompleteMultipartUpload, and
+  // AbortMultipartUpload after a failure so no parts or object are left. Other stores: put().
+  virtual sresult<void> put_multipart(const std::string& key, std::span<const uint8_t> data,
+                                      uint64_t part_size = 0);
   virtual sresult<bytes> get(const std::string& key) = 0;
   // Bytes [offset, offset + length). A range running past the end gives fewer bytes;
   // offset == size gives no bytes; offset > size is errc::invalid_argument.
@@ -97,6 +111,16 @@ struct s3_options {
   // An attempt moving less than 1 KiB/s for this long is abandoned (and retried).
   std::chrono::seconds stall_timeout{30};
   uint32_t list_page_size = 1000;  // max-keys per LIST request
+  // put() of more than this many bytes becomes a multipart upload (0: never).
+  uint64_t multipart_threshold = uint64_t{64} << 20;
+  uint64_t multipart_part_size = uint64_t{16} << 20;  // 5 MiB .. 5 GiB (S3's limits)
+  int multipart_concurrency = 4;  // parts in flight per upload, each on its own connection
+  // put_if_absent: `detect` probes the server once (two conditional PUTs of a scratch key under
+  // the store's prefix: the second must answer 412) and answers unsupported where it does not
+  // (Swift s3api answers 501; a server ignoring the header would overwrite). `enabled` trusts the
+  // server (AWS since 2024, MinIO, moto); `disabled` always answers unsupported.
+  enum class conditional_put_mode { detect, enabled, disabled };
+  conditional_put_mode conditional_put = conditional_put_mode::detect;
   bool verify_tls = true;
   std::string ca_file;  // empty: the system's CA bundle
 };
