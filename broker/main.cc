@@ -7,6 +7,7 @@
 #include <map>
 #include <string>
 
+#include "sh/analytics/export.h"
 #include "sh/broker/broker.h"
 #include "sh/broker/config.h"
 #include "sh/connector/mirror.h"
@@ -21,6 +22,9 @@ void usage(FILE* out) {
                "  broker --config FILE [--set key=value]...\n"
                "                         run a Kafka-compatible broker; STREAMHOUSE_<KEY> env\n"
                "                         vars (e.g. STREAMHOUSE_NODE_ID) and --set override FILE\n"
+               "  export --config FILE --topic T --format jsonl|csv|parquet --output PATH ...\n"
+               "                         read a topic from the archive into a file (see\n"
+               "                         streamhouse export --help)\n"
                "  version                print the version\n"
                "\n"
                "%s",
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   if (cmd == "broker") return run_broker_command(argc, argv);
   if (cmd == "mirror") return sh::connector::run_mirror_command(argc, argv);
+  if (cmd == "export") return sh::analytics::run_export_command(argc, argv);
   if (cmd == "version" || cmd == "--version") {
     std::printf("streamhouse 0.1.0\n");
     return 0;
