@@ -17,55 +17,8 @@
 // Values: BLOB -> lowercase hex string (exact, unlike DuckDB's escaped text form); BIGINT/HUGEINT
 // -> decimal string (exact); timestamps -> {"epoch_ms": "..."} plus "text"; lists -> arrays;
 // structs -> objects; NULL -> null. Exit status 1 with a message on stderr when DuckDB fails.
-import {
-  DuckDBBlobValue,
-  DuckDBInstance,
-  DuckDBListValue,
-  DuckDBMapValue,
-  DuckDBStructValue,
-  DuckDBTimestampMillisecondsValue,
-  DuckDBTimestampTZValue,
-  DuckDBTimestampValue,
-} from '@duckdb/node-api';
-
-function toJson(v) {
-  if (v === null || v === undefined) return null;
-  if (typeof v === 'bigint') return v.toString();
-  if (typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
-  if (v instanceof DuckDBBlobValue) return Buffer.from(v.bytes).toString('hex');
-  if (v instanceof DuckDBListValue) return v.items.map(toJson);
-  if (v instanceof DuckDBStructValue) {
-    const o = {};
-    for (const [k, x] of Object.entries(v.entries)) o[k] = toJson(x);
-    return o;
-  }
-  if (v instanceof DuckDBMapValue) return v.entries.map((e) => ({ key: toJson(e.key), value: toJson(e.value) }));
-  if (v instanceof DuckDBTimestampTZValue || v instanceof DuckDBTimestampValue) {
-    // micros since the epoch; our files are millisecond precision.
-    return { epoch_ms: (v.micros / 1000n).toString(), text: v.toString() };
-  }
-  if (v instanceof DuckDBTimestampMillisecondsValue) {
-    return { epoch_ms: v.milliseconds.toString(), text: v.toString() };
-  }
-  if (typeof v.toString === 'function') return v.toString();
-  return String(v);
-}
-
-async function query(conn, sql) {
-  const reader = await conn.runAndReadAll(sql);
-  const names = reader.columnNames();
-  return reader.getRows().map((row) => {
-    const o = {};
-    row.forEach((x, i) => {
-      o[names[i]] = toJson(x);
-    });
-    return o;
-  });
-}
-
-function quote(s) {
-  return "'" + s.replaceAll("'", "''") + "'";
-}
+import { DuckDBInstance } from '@duckdb/node-api';
+import { query, quote } from './duckdb_json.mjs';
 
 async function main() {
   const args = process.argv.slice(2);

@@ -48,7 +48,7 @@ struct record_row {
   int32_t partition;
   int64_t offset;
   int64_t timestamp_ms;
-  int32_t timestamp_type;  // 0 CreateTime, 1 LogAppendTime
+  int32_t timestamp_type;                 // 0 CreateTime, 1 LogAppendTime
   std::optional<std::string_view> key;    // nullopt = null
   std::optional<std::string_view> value;  // nullopt = null
   std::span<const header_view> headers;
