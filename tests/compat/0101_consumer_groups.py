@@ -8,8 +8,6 @@
    partitions between them without overlap, read everything and commit; a third member of the
    group then sees only records produced after those commits.
 3. Committed offsets survive a broker restart (not on the mock).
-
-NOT REGISTERED yet (see tests/CMakeLists.txt): needs the group coordinator.
 """
 
 import time

@@ -3,9 +3,6 @@
 CreateTopics with configs (and TOPIC_ALREADY_EXISTS for a second create, INVALID_PARTITIONS for
 0 partitions), DescribeConfigs for a topic (the configs set, Kafka's names and defaults for the
 rest), DeleteTopics (gone from metadata afterwards), ListTopics.
-
-NOT REGISTERED yet (see tests/CMakeLists.txt): needs DescribeConfigs and DeleteTopics. The mock
-has neither, so there is no self-check on it either.
 """
 
 import time
