@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -75,6 +76,12 @@ void BM_ParquetWrite(benchmark::State& state) {
       return;
     }
   }
+  std::error_code ec;
+  const auto file_size = std::filesystem::file_size(path, ec);
+  // On-disk size relative to the payload bytes (compression ratio incl. Parquet overhead).
+  if (!ec)
+    state.counters["file/payload"] = static_cast<double>(file_size) /
+                                     static_cast<double>(in.bytes + header_bytes * in.keys.size());
   std::remove(path.c_str());
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(in.keys.size()));
   state.SetBytesProcessed(state.iterations() *
