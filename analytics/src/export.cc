@@ -50,6 +50,19 @@ size_t utf8_sequence(std::string_view s, size_t i) {
   return n;
 }
 
+bool valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    if (static_cast<uint8_t>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = utf8_sequence(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
 constexpr char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 void append_base64(std::string& out, std::string_view in) {
@@ -82,6 +95,18 @@ bool append_json_text(std::string& out, std::string_view in) {
   bool replaced = false;
   size_t i = 0;
   while (i < in.size()) {
+    // Plain printable ASCII is copied in runs (the common case for text payloads).
+    size_t j = i;
+    while (j < in.size()) {
+      const auto cj = static_cast<uint8_t>(in[j]);
+      if (cj < 0x20 || cj >= 0x7F || cj == '"' || cj == '\\') break;
+      ++j;
+    }
+    if (j > i) {
+      out.append(in.data() + i, j - i);
+      i = j;
+      if (i == in.size()) break;
+    }
     const auto c = static_cast<uint8_t>(in[i]);
     if (c >= 0x80) {
       const size_t n = utf8_sequence(in, i);
@@ -271,30 +296,35 @@ class csv_sink : public text_sink {
 
  private:
   void quoted(std::string& o, std::string_view v, bool bytes) {
-    _field.clear();
+    std::string_view src = v;
     if (bytes && _enc == binary_encoding::base64) {
+      _field.clear();
       append_base64(_field, v);
-    } else {
-      // Text: valid UTF-8 kept, invalid sequences replaced.
-      bool replaced = false;
+      src = _field;
+    } else if (!valid_utf8(v)) {
+      // Text: invalid sequences replaced by U+FFFD.
+      _field.clear();
       for (size_t i = 0; i < v.size();) {
         const size_t n = utf8_sequence(v, i);
         if (n == 0) {
           _field += "\xEF\xBF\xBD";
-          replaced = true;
           ++i;
         } else {
           _field.append(v.data() + i, n);
           i += n;
         }
       }
-      if (replaced && bytes) ++invalid_utf8;
+      if (bytes) ++invalid_utf8;
+      src = _field;
     }
     o += '"';
-    for (char c : _field) {
-      if (c == '"') o += '"';
-      o += c;
+    size_t from = 0;
+    for (size_t q = src.find('"'); q != std::string_view::npos; q = src.find('"', q + 1)) {
+      o.append(src.data() + from, q + 1 - from);
+      o += '"';
+      from = q + 1;
     }
+    o.append(src.data() + from, src.size() - from);
     o += '"';
   }
   std::string _tmp;
