@@ -84,6 +84,11 @@ const std::vector<config_key>& known_config_keys() {
       {"message.max.bytes", "1048588", "Largest record batch accepted (after compression)."},
       {"log.level", "info", "trace, debug, info, warn, error."},
       {"read.cache.bytes", "268435456", "Memory for cached object ranges on the fetch path."},
+      {"read.cache.disk.bytes", "0",
+       "Local disk for cached object ranges, under the memory cache (0: no disk tier)."},
+      {"read.cache.disk.dir", "",
+       "Directory of the disk cache (default <data.dir>/read-cache); its *.rc files are deleted "
+       "at start."},
       {"group.initial.rebalance.delay.ms", "",
        "Wait for more members before the first rebalance of an empty group (default 3000)."},
       {"group.min.session.timeout.ms", "",
@@ -99,6 +104,9 @@ const std::vector<config_key>& known_config_keys() {
       {"s3.region", "us-east-1", "S3 region used for signing."},
       {"s3.access.key", "", "S3 access key (default: AWS_ACCESS_KEY_ID)."},
       {"s3.secret.key", "", "S3 secret key (default: AWS_SECRET_ACCESS_KEY)."},
+      {"s3.multipart.threshold.bytes", "67108864",
+       "Objects larger than this are uploaded in parts (0: never)."},
+      {"s3.multipart.part.bytes", "16777216", "Part size of multipart uploads (5 MiB .. 5 GiB)."},
       {"s3.path.style", "true",
        "true: <endpoint>/<bucket>/<key>; false: virtual-hosted <bucket>.<host>."},
   };
@@ -242,6 +250,11 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
   }
   SH_TRY_ASSIGN(c.read_cache_bytes, parse_int<int64_t>("read.cache.bytes", r.at("read.cache.bytes"),
                                                        0, int64_t{1} << 42));
+  SH_TRY_ASSIGN(c.read_cache_disk_bytes,
+                parse_int<int64_t>("read.cache.disk.bytes", r.at("read.cache.disk.bytes"), 0,
+                                   int64_t{1} << 50));
+  c.read_cache_disk_dir = r.at("read.cache.disk.dir");
+  if (c.read_cache_disk_dir.empty()) c.read_cache_disk_dir = c.data_dir + "/read-cache";
   auto env_or = [](const std::string& v, const char* env) {
     if (!v.empty()) return v;
     const char* e = std::getenv(env);
@@ -253,6 +266,12 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
   c.s3_secret_key = env_or(r.at("s3.secret.key"), "AWS_SECRET_ACCESS_KEY");
   c.s3_session_token = env_or("", "AWS_SESSION_TOKEN");
   SH_TRY_ASSIGN(c.s3_path_style, parse_bool("s3.path.style", r.at("s3.path.style")));
+  SH_TRY_ASSIGN(c.s3_multipart_threshold_bytes,
+                parse_int<int64_t>("s3.multipart.threshold.bytes",
+                                   r.at("s3.multipart.threshold.bytes"), 0, int64_t{1} << 42));
+  SH_TRY_ASSIGN(c.s3_multipart_part_bytes,
+                parse_int<int64_t>("s3.multipart.part.bytes", r.at("s3.multipart.part.bytes"),
+                                   int64_t{5} << 20, int64_t{5} << 30));
   if (!local_store && (c.s3_access_key.empty() || c.s3_secret_key.empty())) {
     return make_error(config_errc::bad_value,
                       "storage.url is s3:// but no credentials: set s3.access.key and "

@@ -49,6 +49,8 @@ struct broker_config {
   int64_t message_max_bytes = 1048588;
   std::string log_level = "info";
   int64_t read_cache_bytes = 256 * 1024 * 1024;
+  int64_t read_cache_disk_bytes = 0;  // local disk tier under the memory cache; 0: off
+  std::string read_cache_disk_dir;    // default <data.dir>/read-cache
   // storage.url=s3://bucket/prefix: how to reach the service. Credentials fall back to
   // AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN.
   std::string s3_endpoint;
@@ -57,6 +59,8 @@ struct broker_config {
   std::string s3_secret_key;
   std::string s3_session_token;
   bool s3_path_style = true;
+  int64_t s3_multipart_threshold_bytes = 64 * 1024 * 1024;  // larger objects go multipart; 0: never
+  int64_t s3_multipart_part_bytes = 16 * 1024 * 1024;
   // Every key as given (after defaults), so later issues can read new keys without plumbing.
   std::map<std::string, std::string> raw;
 };
