@@ -5,14 +5,31 @@
 #include "groups/group_coordinator.h"
 
 namespace sh::broker {
+namespace {
+
+// The memory cache, plus the disk tier when read.cache.disk.bytes > 0. A disk tier that can't be
+// set up (directory not creatable) is logged and left out: fetches still work, only slower.
+std::unique_ptr<storage::read_cache> make_read_cache(storage::object_store& store,
+                                                     const broker_config& cfg) {
+  storage::read_cache_options o;
+  o.memory_bytes = static_cast<uint64_t>(cfg.read_cache_bytes);
+  o.disk_bytes = static_cast<uint64_t>(cfg.read_cache_disk_bytes);
+  o.disk_dir = cfg.read_cache_disk_dir.empty() ? cfg.data_dir + "/read-cache"
+                                               : cfg.read_cache_disk_dir;
+  auto cache = storage::read_cache::open(store, o);
+  if (cache) return std::move(*cache);
+  spdlog::error("read cache disk tier at {} is off: {}", o.disk_dir.string(), cache.message());
+  return std::make_unique<storage::read_cache>(store, o.memory_bytes);
+}
+
+}  // namespace
 
 broker_context::broker_context(broker_config c, std::shared_ptr<storage::object_store> s,
                                std::shared_ptr<metadata::metadata_store> m)
     : cfg(std::move(c)),
       store(std::move(s)),
       meta(std::move(m)),
-      cache(std::make_unique<storage::read_cache>(*store,
-                                                  static_cast<uint64_t>(cfg.read_cache_bytes))),
+      cache(make_read_cache(*store, cfg)),
       blocking(static_cast<size_t>(cfg.num_blocking_threads)),
       topics(meta) {}
 
