@@ -314,6 +314,8 @@ int run_broker(const broker_config& cfg) {
   s3.secret_key = cfg.s3_secret_key;
   s3.session_token = cfg.s3_session_token;
   s3.path_style = cfg.s3_path_style;
+  s3.multipart_threshold = static_cast<uint64_t>(cfg.s3_multipart_threshold_bytes);
+  s3.multipart_part_size = static_cast<uint64_t>(cfg.s3_multipart_part_bytes);
   auto store = storage::open_object_store(cfg.storage_url, s3);
   if (!store) {
     spdlog::critical("cannot open object store {}: {}", cfg.storage_url, store.message());
