@@ -81,6 +81,9 @@ std::vector<row> corner_rows(int n) {
       case 3:
         r.key = "key-\xc3\xa9-" + std::to_string(i);
         break;
+      case 4:
+        r.key = std::string("nul\0", 4) + std::to_string(i);  // valid UTF-8 with a NUL
+        break;
       default:
         r.key = "k" + std::to_string(i);
     }
