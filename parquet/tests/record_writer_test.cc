@@ -4,6 +4,9 @@
 #include "sh/parquet/record_writer.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdint>
@@ -159,6 +162,69 @@ TEST_F(RecordWriterTest, RowGroupsBoundedBySize) {
   // 1000 values of 104 bytes need at least 25 groups of 4 KiB; each column chunk's offset is
   // in the footer, so the footer grows with the group count.
   EXPECT_GT(fs::file_size(out), 100000u);
+}
+
+// A write error (here EFBIG from a file size limit, as a full disk would give ENOSPC) is an
+// io_error value, the writer is then closed, and neither the final name nor the temporary file
+// is left behind. Runs in a child process because the limit is per process.
+TEST_F(RecordWriterTest, WriteErrorIsIoErrorAndLeavesNoFile) {
+  const fs::path out = _dir / "full.parquet";
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    rlimit lim{64 << 10, 64 << 10};
+    if (::setrlimit(RLIMIT_FSIZE, &lim) != 0) ::_exit(10);
+    writer_options o;
+    o.compression = codec::none;
+    o.row_group_bytes = 16 << 10;
+    auto w = record_writer::open(out, o);
+    if (!w) ::_exit(11);
+    std::string big(1000, 'x');
+    presult<void> a;
+    for (int i = 0; i < 10000 && a; ++i) {
+      record_row r = row(i);
+      r.value = big;
+      a = (*w)->append(r);
+    }
+    if (a || a.code() != errc::io_error) ::_exit(12);
+    if ((*w)->append(row(0)).code() != errc::closed) ::_exit(13);
+    if ((*w)->close().code() != errc::closed) ::_exit(14);
+    w->reset();  // the destructor removes the temporary file
+    ::_exit(0);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_EQ(entries(), 0u);
+}
+
+// A process killed while writing never leaves a file under the final name.
+TEST_F(RecordWriterTest, KilledWriterLeavesNoFinalFile) {
+  const fs::path out = _dir / "killed.parquet";
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  const pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    auto w = record_writer::open(out, writer_options{});
+    if (!w) ::_exit(11);
+    for (int i = 0;; ++i) {
+      if (!(*w)->append(row(i))) ::_exit(12);
+      if (i == 1000 && ::write(ready[1], "x", 1) != 1) ::_exit(13);
+    }
+  }
+  ::close(ready[1]);
+  char c;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  EXPECT_TRUE(WIFSIGNALED(status));
+  EXPECT_FALSE(fs::exists(out));
 }
 
 }  // namespace
