@@ -30,6 +30,18 @@ TEST_F(fault_store_test, next_n_calls_fail_then_pass) {
   EXPECT_EQ(_store->injected_failures(), 2u);
 }
 
+// Conditional and multipart puts are "puts" to the rules, and reach the backend's own versions.
+TEST_F(fault_store_test, conditional_and_multipart_puts_count_as_put) {
+  _store->add_rule(fault_rule(store_op::put, errc::unavailable).failing_times(1));
+  EXPECT_EQ(_store->put_if_absent("c", bytes{1}).code(), errc::unavailable);
+  EXPECT_TRUE(_store->put_if_absent("c", bytes{1}));
+  EXPECT_EQ(_store->put_if_absent("c", bytes{2}).code(), errc::already_exists);
+  _store->add_rule(fault_rule(store_op::put, errc::timeout).applied());
+  EXPECT_EQ(_store->put_multipart("m", bytes{1, 2, 3}, 1).code(), errc::timeout);
+  EXPECT_EQ(_store->backend().get("m")->size(), 3u);  // written, reported failed
+  EXPECT_EQ(_store->calls(store_op::put), 4u);
+}
+
 TEST_F(fault_store_test, skip_prefix_and_forever) {
   _store->add_rule(
       fault_rule(store_op::get, errc::timeout).for_prefix("seg/").skipping(1).forever());
