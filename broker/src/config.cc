@@ -99,6 +99,22 @@ const std::vector<config_key>& known_config_keys() {
        "(default 1800000)."},
       {"group.coordinator.lease.ms", "",
        "Lease that makes a broker a group's coordinator (default 30000)."},
+      {"log.segment.bytes", "",
+       "Default segment.bytes of topics: compact into a segment at this size (default "
+       "134217728)."},
+      {"log.roll.ms", "",
+       "Default segment.ms of topics: compact at this age even if small (default 600000)."},
+      {"log.retention.ms", "",
+       "Default retention.ms of topics (default -1: keep forever, the archive default)."},
+      {"log.retention.bytes", "",
+       "Default retention.bytes of topics, per partition (default -1: no limit)."},
+      {"compaction.interval.ms", "",
+       "Pause between compaction / retention / garbage collection passes (default 10000)."},
+      {"object.gc.grace.ms", "",
+       "How long an object stays after losing its last index row, and how long an unregistered "
+       "object must stay unregistered before the orphan sweep deletes it (default 300000)."},
+      {"object.sweep.interval.ms", "",
+       "Pause between orphan sweeps, each listing the bucket (default 3600000)."},
       {"s3.endpoint", "",
        "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for s3.region)."},
       {"s3.region", "us-east-1", "S3 region used for signing."},
@@ -281,6 +297,21 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
                           "group.max.session.timeout.ms", "group.coordinator.lease.ms"}) {
     if (const auto& v = r.at(key); !v.empty()) {
       auto parsed = parse_int<int64_t>(key, v, 0, int64_t{1} << 40);
+      if (!parsed) return make_error(parsed.code(), parsed.message());
+    }
+  }
+  // Compaction, retention and garbage collection keys (read by broker/src/compaction).
+  for (auto [key, min] : {std::pair<const char*, int64_t>{"log.segment.bytes", 14},
+                          {"log.roll.ms", 1},
+                          {"log.retention.ms", -1},
+                          {"log.retention.bytes", -1},
+                          {"compaction.interval.ms", 1},
+                          {"object.gc.grace.ms", 0},
+                          {"object.sweep.interval.ms", 1}}) {
+    if (const auto& v = r.at(key); !v.empty()) {
+      int64_t max = std::string_view(key) == "log.segment.bytes" ? int64_t{2147483647}
+                                                                 : int64_t{1} << 62;
+      auto parsed = parse_int<int64_t>(key, v, min, max);
       if (!parsed) return make_error(parsed.code(), parsed.message());
     }
   }
