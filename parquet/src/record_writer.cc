@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <unordered_map>
 #include <vector>
 
 #include "sh/parquet/internal/rle_hybrid.h"
@@ -47,7 +48,9 @@ constexpr int32_t k_converted_list = 3;
 constexpr int32_t k_converted_timestamp_millis = 9;
 constexpr int32_t k_encoding_plain = 0;
 constexpr int32_t k_encoding_rle = 3;
+constexpr int32_t k_encoding_rle_dictionary = 8;
 constexpr int32_t k_page_data = 0;
+constexpr int32_t k_page_dictionary = 2;
 
 // The largest key, value, or sum of a row's header bytes. Keeps every page (at most page_bytes
 // plus one row) far below Parquet's 2 GiB i32 page sizes.
@@ -87,24 +90,26 @@ struct column_spec {
   ptype type;
   int max_def;
   int max_rep;
-  bool min_max;  // keep min/max statistics
+  bool min_max;     // keep min/max statistics
+  bool dictionary;  // dictionary-encode (falls back to PLAIN when the dictionary grows too big)
 };
 
 const std::array<column_spec, k_columns>& columns() {
   static const std::array<column_spec, k_columns> specs{{
-      {{"topic"}, ptype::byte_array, 0, 0, true},
-      {{"partition"}, ptype::int32, 0, 0, true},
-      {{"offset"}, ptype::int64, 0, 0, true},
-      {{"timestamp"}, ptype::int64, 0, 0, true},
-      {{"timestamp_type"}, ptype::int32, 0, 0, true},
-      {{"key"}, ptype::byte_array, 1, 0, false},
-      {{"value"}, ptype::byte_array, 1, 0, false},
-      {{"key_utf8"}, ptype::byte_array, 1, 0, false},
-      {{"value_utf8"}, ptype::byte_array, 1, 0, false},
+      // topic is usually one value for a whole export: a dictionary makes it nearly free.
+      {{"topic"}, ptype::byte_array, 0, 0, true, true},
+      {{"partition"}, ptype::int32, 0, 0, true, false},
+      {{"offset"}, ptype::int64, 0, 0, true, false},
+      {{"timestamp"}, ptype::int64, 0, 0, true, false},
+      {{"timestamp_type"}, ptype::int32, 0, 0, true, false},
+      {{"key"}, ptype::byte_array, 1, 0, false, false},
+      {{"value"}, ptype::byte_array, 1, 0, false, false},
+      {{"key_utf8"}, ptype::byte_array, 1, 0, false, false},
+      {{"value_utf8"}, ptype::byte_array, 1, 0, false, false},
       // optional group headers (LIST) { repeated group list { required group element {
       //   required binary key (STRING); optional binary value; } } }
-      {{"headers", "list", "element", "key"}, ptype::byte_array, 2, 1, false},
-      {{"headers", "list", "element", "value"}, ptype::byte_array, 3, 1, false},
+      {{"headers", "list", "element", "key"}, ptype::byte_array, 2, 1, false, false},
+      {{"headers", "list", "element", "value"}, ptype::byte_array, 3, 1, false, false},
   }};
   return specs;
 }
@@ -150,6 +155,8 @@ struct chunk_meta {
   int64_t uncompressed = 0;  // page headers included, as the spec defines the totals
   int64_t compressed = 0;
   int64_t data_page_offset = 0;
+  int64_t dictionary_page_offset = -1;  // -1: no dictionary page
+  bool plain_pages = false;
   statistics stats;
 };
 
@@ -170,8 +177,27 @@ struct column_state {
   int64_t chunk_values = 0;
   int64_t chunk_uncompressed = 0;
   statistics stats;
+  bool plain_pages = false;  // the chunk has PLAIN data pages
+  // Dictionary (columns with column_spec::dictionary): the chunk's entries, PLAIN-encoded, and
+  // this page's indices. dict_on is cleared for the rest of the chunk when the dictionary passes
+  // page_bytes (the pages written so far keep using it; later pages are PLAIN).
+  bool dict_on = false;
+  std::unordered_map<std::string, uint32_t> dict_index;
+  std::string dict_values;
+  std::vector<uint32_t> indices;
+  std::string last_entry;  // the previous row's value and index: topics repeat row after row
+  uint32_t last_index = 0;
+  bool has_last = false;
 
-  uint64_t page_size() const { return values.size() + def.size() / 4 + rep.size() / 4; }
+  uint64_t page_size() const {
+    return values.size() + indices.size() + def.size() / 4 + rep.size() / 4;
+  }
+  void reset_dictionary(bool on) {
+    dict_on = on;
+    dict_index.clear();
+    dict_values.clear();
+    has_last = false;
+  }
 };
 
 }  // namespace
@@ -270,7 +296,16 @@ struct record_writer::impl {
       const auto len = static_cast<uint32_t>(scratch.size() - at - 4);
       for (int i = 0; i < 4; ++i) scratch[at + i] = static_cast<char>((len >> (8 * i)) & 0xff);
     }
-    scratch.append(s.values);
+    const bool dict_page = !s.indices.empty();
+    if (dict_page) {
+      // RLE_DICTIONARY: one byte of bit width, then the indices in the RLE/bit-packed hybrid.
+      const int width = index_bit_width(static_cast<uint32_t>(s.dict_index.size()));
+      scratch.push_back(static_cast<char>(width));
+      rle_hybrid_encode(std::span<const uint32_t>(s.indices), width, scratch);
+    } else {
+      scratch.append(s.values);
+      s.plain_pages = true;
+    }
     auto r = compress(scratch, compressed);
     if (!r) return r;
 
@@ -282,7 +317,7 @@ struct record_writer::impl {
     w.field_i32(3, static_cast<int32_t>(compressed.size()));
     w.field_struct_begin(5);  // DataPageHeader
     w.field_i32(1, static_cast<int32_t>(s.page_values));
-    w.field_i32(2, k_encoding_plain);
+    w.field_i32(2, dict_page ? k_encoding_rle_dictionary : k_encoding_plain);
     w.field_i32(3, k_encoding_rle);
     w.field_i32(4, k_encoding_rle);
     w.end_struct();
@@ -293,6 +328,7 @@ struct record_writer::impl {
     s.chunk_uncompressed += static_cast<int64_t>(header_buf.size() + scratch.size());
     s.chunk_values += s.page_values;
     s.values.clear();
+    s.indices.clear();
     s.def.clear();
     s.rep.clear();
     s.page_values = 0;
@@ -301,7 +337,7 @@ struct record_writer::impl {
 
   uint64_t buffered_bytes() const {
     uint64_t n = 0;
-    for (const auto& s : cols) n += s.chunk.size() + s.page_size();
+    for (const auto& s : cols) n += s.chunk.size() + s.page_size() + s.dict_values.size();
     return n;
   }
 
@@ -315,10 +351,34 @@ struct record_writer::impl {
       if (!r) return r;
       column_state& s = cols[c];
       chunk_meta& m = g.chunks[c];
+      if (!s.dict_index.empty()) {
+        // The dictionary page comes first in the chunk; it is complete only now.
+        r = compress(s.dict_values, compressed);
+        if (!r) return r;
+        header_buf.clear();
+        compact_writer w(header_buf);
+        w.begin_struct();  // PageHeader
+        w.field_i32(1, k_page_dictionary);
+        w.field_i32(2, static_cast<int32_t>(s.dict_values.size()));
+        w.field_i32(3, static_cast<int32_t>(compressed.size()));
+        w.field_struct_begin(7);  // DictionaryPageHeader
+        w.field_i32(1, static_cast<int32_t>(s.dict_index.size()));
+        w.field_i32(2, k_encoding_plain);
+        w.end_struct();
+        w.end_struct();
+        m.dictionary_page_offset = file_pos;
+        m.uncompressed += static_cast<int64_t>(header_buf.size() + s.dict_values.size());
+        m.compressed += static_cast<int64_t>(header_buf.size() + compressed.size());
+        r = write_all(header_buf);
+        if (!r) return r;
+        r = write_all(compressed);
+        if (!r) return r;
+      }
       m.data_page_offset = file_pos;
       m.num_values = s.chunk_values;
-      m.uncompressed = s.chunk_uncompressed;
-      m.compressed = static_cast<int64_t>(s.chunk.size());
+      m.uncompressed += s.chunk_uncompressed;
+      m.compressed += static_cast<int64_t>(s.chunk.size());
+      m.plain_pages = s.plain_pages;
       m.stats = std::move(s.stats);
       r = write_all(s.chunk);
       if (!r) return r;
@@ -326,6 +386,8 @@ struct record_writer::impl {
       s.chunk_values = 0;
       s.chunk_uncompressed = 0;
       s.stats = statistics{};
+      s.plain_pages = false;
+      s.reset_dictionary(columns()[c].dictionary);
     }
     groups.push_back(std::move(g));
     group_rows = 0;
@@ -440,14 +502,19 @@ std::string record_writer::impl::footer() const {
       const chunk_meta& m = g.chunks[c];
       total_uncompressed += m.uncompressed;
       total_compressed += m.compressed;
+      const bool dict = m.dictionary_page_offset >= 0;
+      const int64_t chunk_start = dict ? m.dictionary_page_offset : m.data_page_offset;
       w.begin_struct();  // ColumnChunk
-      w.field_i64(2, m.data_page_offset);
+      w.field_i64(2, chunk_start);
       w.field_struct_begin(3);  // ColumnMetaData
       w.field_i32(1, static_cast<int32_t>(spec.type));
-      const bool levels = spec.max_def > 0 || spec.max_rep > 0;
-      w.field_list_begin(2, ctype::i32, levels ? 2 : 1);
-      w.elem_i32(k_encoding_plain);
-      if (levels) w.elem_i32(k_encoding_rle);
+      // PLAIN for PLAIN pages and the dictionary page, RLE for levels, RLE_DICTIONARY for
+      // dictionary-encoded pages.
+      std::vector<int32_t> encodings{k_encoding_plain};
+      if (spec.max_def > 0 || spec.max_rep > 0) encodings.push_back(k_encoding_rle);
+      if (dict) encodings.push_back(k_encoding_rle_dictionary);
+      w.field_list_begin(2, ctype::i32, static_cast<uint32_t>(encodings.size()));
+      for (int32_t e : encodings) w.elem_i32(e);
       w.field_list_begin(3, ctype::binary, static_cast<uint32_t>(spec.path.size()));
       for (const std::string& p : spec.path) w.elem_binary(p);
       w.field_i32(4, codec_id(options.compression));
@@ -455,6 +522,7 @@ std::string record_writer::impl::footer() const {
       w.field_i64(6, m.uncompressed);
       w.field_i64(7, m.compressed);
       w.field_i64(9, m.data_page_offset);
+      if (dict) w.field_i64(11, m.dictionary_page_offset);
       // Nested (headers) columns get no statistics: their null count is ambiguous across levels.
       if (spec.max_rep == 0) write_statistics(w, 12, spec, m.stats);
       w.end_struct();
@@ -494,6 +562,7 @@ presult<std::unique_ptr<record_writer>> record_writer::open(const std::string& p
       options.compression != codec::zstd)
     return sh::make_error(errc::invalid_argument, "unknown compression codec");
   auto im = std::make_unique<impl>();
+  for (size_t c = 0; c < k_columns; ++c) im->cols[c].reset_dictionary(columns()[c].dictionary);
   im->path = path;
   im->options = options;
   static std::atomic<uint64_t> counter{0};
@@ -589,7 +658,33 @@ presult<void> record_writer::append(const record_row& row) {
     ++s.page_values;
   };
 
-  put_required_bytes(c_topic, row.topic);
+  {
+    column_state& s = m.cols[c_topic];
+    if (s.dict_on) {
+      if (!s.has_last || s.last_entry != row.topic) {
+        const auto [it, inserted] = s.dict_index.try_emplace(
+            std::string(row.topic), static_cast<uint32_t>(s.dict_index.size()));
+        if (inserted) {
+          put_le32(s.dict_values, static_cast<uint32_t>(row.topic.size()));
+          s.dict_values.append(row.topic);
+        }
+        s.last_entry.assign(row.topic);
+        s.last_index = it->second;
+        s.has_last = true;
+      }
+      s.indices.push_back(s.last_index);
+      s.stats.add_bytes(row.topic);
+      ++s.page_values;
+      if (s.dict_values.size() > m.options.page_bytes) {
+        // Too many distinct values for a dictionary to pay: PLAIN for the rest of the chunk.
+        auto r = m.flush_page(c_topic);
+        if (!r) return r;
+        s.dict_on = false;
+      }
+    } else {
+      put_required_bytes(c_topic, row.topic);
+    }
+  }
   put_i32(c_partition, row.partition);
   put_i64(c_offset, row.offset);
   put_i64(c_timestamp, row.timestamp_ms);

@@ -225,6 +225,15 @@ int main(int argc, char** argv) {
     if (!add(file, corner, small, 4, 3000)) return 1;
   }
   if (!add("single_group.parquet", corner, writer_options{}, 1, 1)) return 1;
+  // 1000 distinct topics: the topic dictionary passes page_bytes and falls back to PLAIN pages
+  // within a row group.
+  std::vector<row> many = corner;
+  for (size_t i = 0; i < many.size(); ++i) many[i].topic = "topic-" + std::to_string(i % 1000);
+  writer_options mo;
+  mo.compression = codec::none;
+  mo.page_bytes = 1 << 10;
+  mo.row_group_bytes = 128 << 10;
+  if (!add("many_topics.parquet", many, mo, 2, 3000)) return 1;
   if (!add("empty.parquet", {}, writer_options{}, 0, 0)) return 1;
 
   std::vector<row> big = corner_rows(40);

@@ -18,8 +18,9 @@ v encode(const v& values, int width) {
   return {out.begin(), out.end()};
 }
 
-// An independent decoder written from the spec, for round trips. Returns false on malformed input.
-bool decode(const v& in, int width, size_t count, v& out) {
+// An independent decoder written from the spec, for round trips (reads bit by bit). Returns
+// false on malformed input.
+bool decode(const v& in, int width, size_t count, std::vector<uint32_t>& out) {
   size_t i = 0;
   const auto varint = [&](uint64_t& x) {
     x = 0;
@@ -37,22 +38,33 @@ bool decode(const v& in, int width, size_t count, v& out) {
     if (h & 1) {
       const uint64_t groups = h >> 1;
       if (groups == 0 || i + groups * width > in.size()) return false;
-      for (uint64_t g = 0; g < groups; ++g) {
-        uint64_t acc = 0;
-        for (int b = 0; b < width; ++b) acc |= static_cast<uint64_t>(in[i++]) << (8 * b);
-        for (int k = 0; k < 8 && out.size() < count; ++k)
-          out.push_back(static_cast<uint8_t>((acc >> (k * width)) & ((1u << width) - 1)));
+      const size_t base = i * 8;
+      for (uint64_t k = 0; k < groups * 8; ++k) {
+        uint32_t x = 0;
+        for (int b = 0; b < width; ++b) {
+          const size_t bit = base + k * width + b;
+          x |= static_cast<uint32_t>((in[bit / 8] >> (bit % 8)) & 1) << b;
+        }
+        if (out.size() < count) out.push_back(x);
       }
+      i += groups * width;
     } else {
       const uint64_t n = h >> 1;
       const int nbytes = (width + 7) / 8;
       if (n == 0 || i + nbytes > in.size()) return false;
       uint32_t val = 0;
       for (int b = 0; b < nbytes; ++b) val |= static_cast<uint32_t>(in[i++]) << (8 * b);
-      for (uint64_t k = 0; k < n; ++k) out.push_back(static_cast<uint8_t>(val));
+      for (uint64_t k = 0; k < n; ++k) out.push_back(val);
     }
   }
   return i == in.size() && out.size() == count;
+}
+
+bool decode(const v& in, int width, size_t count, v& out) {
+  std::vector<uint32_t> wide;
+  if (!decode(in, width, count, wide)) return false;
+  out.assign(wide.begin(), wide.end());
+  return true;
 }
 
 TEST(RleHybrid, BitWidth) {
@@ -89,6 +101,58 @@ TEST(RleHybrid, MixedRunsAndGroups) {
   v back;
   ASSERT_TRUE(decode(encode(in, 2), 2, in.size(), back));
   EXPECT_EQ(back, in);
+}
+
+TEST(RleHybrid, IndexBitWidth) {
+  EXPECT_EQ(index_bit_width(0), 1);
+  EXPECT_EQ(index_bit_width(1), 1);
+  EXPECT_EQ(index_bit_width(2), 1);
+  EXPECT_EQ(index_bit_width(3), 2);
+  EXPECT_EQ(index_bit_width(256), 8);
+  EXPECT_EQ(index_bit_width(257), 9);
+  EXPECT_EQ(index_bit_width(65536), 16);
+}
+
+TEST(RleHybrid, WideValues) {
+  // Width 12: 0xabc then seven zeros -> bits LSB first: 0xbc, 0x0a, then 10 zero bytes.
+  std::vector<uint32_t> in{0xabc, 0, 0, 0, 0, 0, 0, 1};
+  std::string out;
+  rle_hybrid_encode(std::span<const uint32_t>(in), 12, out);
+  v b(out.begin(), out.end());
+  ASSERT_EQ(b.size(), 1u + 12u);
+  EXPECT_EQ(b[0], 0x03);
+  EXPECT_EQ(b[1], 0xbc);
+  EXPECT_EQ(b[2], 0x0a);
+  EXPECT_EQ(b[11], 0x10);  // the last value (1) at bit 84: packed byte 10, bit 4
+  std::vector<uint32_t> back;
+  ASSERT_TRUE(decode(b, 12, in.size(), back));
+  EXPECT_EQ(back, in);
+  // An RLE run of a 20-bit value uses 3 bytes.
+  std::vector<uint32_t> run(9, 0xfedcb);
+  out.clear();
+  rle_hybrid_encode(std::span<const uint32_t>(run), 20, out);
+  EXPECT_EQ(v(out.begin(), out.end()), (v{0x12, 0xcb, 0xed, 0x0f}));
+}
+
+TEST(RleHybrid, RandomWideRoundTrips) {
+  std::mt19937 rng(7);
+  for (int width : {1, 5, 9, 16, 17, 31, 32}) {
+    for (int trial = 0; trial < 100; ++trial) {
+      const size_t n = rng() % 300;
+      std::vector<uint32_t> in;
+      const uint64_t limit = uint64_t{1} << width;
+      while (in.size() < n) {
+        const auto x = static_cast<uint32_t>(rng() % limit);
+        const size_t run = rng() % 3 == 0 ? rng() % 30 : 1;
+        for (size_t k = 0; k < run && in.size() < n; ++k) in.push_back(x);
+      }
+      std::string out;
+      rle_hybrid_encode(std::span<const uint32_t>(in), width, out);
+      std::vector<uint32_t> back;
+      ASSERT_TRUE(decode(v(out.begin(), out.end()), width, in.size(), back)) << width;
+      ASSERT_EQ(back, in) << width << " " << trial;
+    }
+  }
 }
 
 TEST(RleHybrid, EmptyInput) { EXPECT_TRUE(encode(v{}, 1).empty()); }

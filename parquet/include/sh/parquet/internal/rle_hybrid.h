@@ -15,8 +15,12 @@ namespace sh::parquet {
 // Bits needed for levels 0..max_level (0 when max_level is 0).
 int level_bit_width(int max_level);
 
-// Appends the encoding of `values` (each < 2^bit_width, 1 <= bit_width <= 8) to `out`, without a
-// length prefix.
+// Bits needed for dictionary indices 0..entries-1 (at least 1).
+int index_bit_width(uint32_t entries);
+
+// Appends the encoding of `values` (each < 2^bit_width) to `out`, without a length prefix.
+// Levels: 1 <= bit_width <= 8; dictionary indices: 1 <= bit_width <= 32.
 void rle_hybrid_encode(std::span<const uint8_t> values, int bit_width, std::string& out);
+void rle_hybrid_encode(std::span<const uint32_t> values, int bit_width, std::string& out);
 
 }  // namespace sh::parquet
