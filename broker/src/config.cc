@@ -83,6 +83,9 @@ const std::vector<config_key>& known_config_keys() {
        "local-directory store)."},
       {"message.max.bytes", "1048588", "Largest record batch accepted (after compression)."},
       {"log.level", "info", "trace, debug, info, warn, error."},
+      {"mirror.config", "",
+       "A mirror properties file (see `streamhouse mirror --help`): run that mirror inside this "
+       "broker process, stopped with it."},
       {"read.cache.bytes", "268435456", "Memory for cached object ranges on the fetch path."},
       {"read.cache.disk.bytes", "0",
        "Local disk for cached object ranges, under the memory cache (0: no disk tier)."},
