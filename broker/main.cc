@@ -2,10 +2,12 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <string>
+#include <thread>
 
 #include "sh/analytics/export.h"
 #include "sh/broker/broker.h"
@@ -65,7 +67,28 @@ int run_broker_command(int argc, char** argv) {
   }
   spdlog::set_default_logger(spdlog::stderr_color_mt("streamhouse"));
   spdlog::set_level(spdlog::level::from_str(cfg->log_level));
-  return sh::broker::run_broker(*cfg);
+  // mirror.config: the mirror runs on its own thread beside the broker; the broker's SIGTERM
+  // handling ends run_broker, and the mirror then flushes, commits and stops.
+  std::atomic<bool> mirror_stop{false};
+  std::thread mirror_thread;
+  sh::connector::mirror_config mirror_cfg;
+  if (auto it = cfg->raw.find("mirror.config"); it != cfg->raw.end() && !it->second.empty()) {
+    auto mc = sh::connector::load_mirror_config(it->second);
+    if (!mc) {
+      std::fprintf(stderr, "streamhouse broker: mirror.config: %s\n", mc.message().c_str());
+      return 2;
+    }
+    mirror_cfg = std::move(*mc);
+    mirror_thread = std::thread([&] {
+      if (auto r = sh::connector::run_mirror(mirror_cfg, mirror_stop); !r) {
+        spdlog::error("mirror {}: {}", mirror_cfg.name, r.message());
+      }
+    });
+  }
+  const int rc = sh::broker::run_broker(*cfg);
+  mirror_stop.store(true);
+  if (mirror_thread.joinable()) mirror_thread.join();
+  return rc;
 }
 
 }  // namespace
