@@ -77,9 +77,8 @@ class record_writer {
 
   uint64_t rows_written() const;
 
-  struct impl;
-
  private:
+  struct impl;
   explicit record_writer(std::unique_ptr<impl> impl);
   std::unique_ptr<impl> _impl;
 };
