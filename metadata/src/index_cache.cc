@@ -82,7 +82,8 @@ index_cache::part_ptr index_cache::touch_locked(const key_type& key, bool create
 }
 
 bool index_cache::state_fresh_locked(const part& p, clock::time_point now) const {
-  if (!p.state_valid || p.state_global_gen != _global_gen) return false;
+  // Not started: nothing tells the cache about commits, so states are always read.
+  if (!_started || !p.state_valid || p.state_global_gen != _global_gen) return false;
   const auto ttl = _notifications ? _options.state_ttl : _options.poll_interval;
   return now - p.state_at < ttl;
 }
@@ -131,6 +132,10 @@ mresult<partition_state> index_cache::get_partition(const std::string& topic, in
   const key_type key(topic, partition);
   {
     std::lock_guard lock(_mu);
+    if (!_started) {
+      ++_stats.state_misses;
+      return _store->get_partition(topic, partition);
+    }
     auto it = _parts.find(key);
     if (it != _parts.end() && state_fresh_locked(*it->second, clock::now())) {
       _lru.splice(_lru.begin(), _lru, it->second->lru);
@@ -244,6 +249,10 @@ mresult<std::vector<index_entry>> index_cache::read_index(const std::string& top
   uint64_t index_gen = 0;
   {
     std::lock_guard lock(_mu);
+    if (!_started) {
+      ++_stats.index_misses;
+      return _store->read_index(topic, partition, from_offset, max_entries);
+    }
     p = touch_locked(key, true);
     if (!p->entries.empty() && clock::now() - p->entries_since >= _options.entry_ttl) {
       drop_entries_locked(*p);

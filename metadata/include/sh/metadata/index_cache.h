@@ -17,6 +17,7 @@
 //   lost) invalidates every cached state.
 // - invalidate_states(): a commit this process made whose notification may still be in flight
 //   (PostgreSQL delivers its own commits asynchronously); every state is re-read on next use.
+// - Before start() nothing reports commits: the cache passes every call through to the store.
 // - Time: a state is re-read after state_ttl even when notifications work (DeleteRecords and
 //   topic deletion by another broker are not notified, and a lost listener connection is only
 //   reported once it is back), index entries after entry_ttl (compaction swaps rows for segment
