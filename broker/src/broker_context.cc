@@ -29,9 +29,12 @@ broker_context::broker_context(broker_config c, std::shared_ptr<storage::object_
     : cfg(std::move(c)),
       store(std::move(s)),
       meta(std::move(m)),
+      index(std::make_unique<metadata::index_cache>(meta)),
       cache(make_read_cache(*store, cfg)),
       blocking(static_cast<size_t>(cfg.num_blocking_threads)),
-      topics(meta) {}
+      topics(meta) {
+  topics.on_invalidate = [this](const std::string& name) { index->invalidate_topic(name); };
+}
 
 broker_context::~broker_context() = default;
 
@@ -108,8 +111,11 @@ std::optional<metadata::topic_info> topic_registry::cached(const std::string& na
 }
 
 void topic_registry::invalidate(const std::string& name) {
-  std::lock_guard lk(_mu);
-  _cache.erase(name);
+  {
+    std::lock_guard lk(_mu);
+    _cache.erase(name);
+  }
+  if (on_invalidate) on_invalidate(name);
 }
 
 awaitable<std::pair<kafka::error_code, std::optional<metadata::topic_info>>> resolve_topic(

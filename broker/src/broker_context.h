@@ -17,6 +17,7 @@
 #include "ingest_writer.h"
 #include "sh/broker/config.h"
 #include "sh/kafka/errors.h"
+#include "sh/metadata/index_cache.h"
 #include "sh/metadata/metadata_store.h"
 #include "sh/storage/object_store.h"
 #include "sh/storage/read_cache.h"
@@ -51,6 +52,8 @@ class topic_registry {
   std::optional<metadata::topic_info> cached(const std::string& name);
   // Forgets the cached entry after the topic was deleted or altered (partitions, configs).
   void invalidate(const std::string& name);
+  // Called by invalidate() too (the broker forgets the topic's cached partitions).
+  std::function<void(const std::string&)> on_invalidate;
 
  private:
   std::shared_ptr<metadata::metadata_store> _meta;
@@ -64,6 +67,9 @@ struct broker_context {
   broker_config cfg;
   std::shared_ptr<storage::object_store> store;
   std::shared_ptr<metadata::metadata_store> meta;
+  // Partition states and index entries for Fetch / ListOffsets; started (notifications) by the
+  // server, a read-through cache of index entries only until then.
+  std::unique_ptr<metadata::index_cache> index;
   std::unique_ptr<storage::read_cache> cache;  // fetch reads go through it
   asio::thread_pool blocking;
   std::unique_ptr<ingest_writer> writer;

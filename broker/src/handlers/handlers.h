@@ -10,6 +10,7 @@
 
 #include "../asio_util.h"
 #include "../broker_context.h"
+#include "../response_gather.h"
 #include "sh/kafka/wire.h"
 
 namespace sh::broker {
@@ -41,6 +42,8 @@ struct handler_response {
   std::vector<uint8_t> body;  // encoded response body (without header)
   bool send = true;           // false: acks=0 produce
   bool close = false;         // malformed request: close the connection after earlier responses
+  // When set, the body continues with these pieces (zero-copy Fetch records).
+  std::shared_ptr<const response_gather> gather = nullptr;
 };
 
 using handler_fn = awaitable<handler_response> (*)(broker_context&, connection_state&,
