@@ -21,6 +21,7 @@
 // partition, so on --mock the consume phase reads what it still holds and says so.
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <sys/resource.h>
 
 #include <atomic>
 #include <chrono>
@@ -50,6 +51,7 @@ struct options {
   std::string compression = "none";
   int linger_ms = 5;
   bool consume = true;
+  bool produce = true;  // --consume-only: read what an earlier run produced
   int timeout_s = 120;
   std::string label;
   std::vector<std::pair<std::string, std::string>> extra;
@@ -61,7 +63,8 @@ int usage() {
                "[--size BYTES]\n"
                "               [--partitions P] [--rate MSGS_PER_S] [--compression CODEC] "
                "[--linger-ms MS]\n"
-               "               [--no-consume] [--timeout-s S] [--label NAME] [-X key=value]...\n");
+               "               [--no-consume | --consume-only] [--timeout-s S] [--label NAME]\n"
+               "               [-X key=value]...\n");
   return 2;
 }
 
@@ -228,11 +231,20 @@ produce_result run_produce(const options& o) {
 
 struct consume_result {
   double seconds = 0;
+  double data_seconds = 0;  // first message to last (without consumer set-up)
+  double cpu_seconds = 0;   // this process's user+system CPU during the consume
   long long messages = 0;
   long long bytes = 0;
   bool timed_out = false;
   long long errors = 0;
 };
+
+double process_cpu_seconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<double>(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+         static_cast<double>(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
 
 consume_result run_consume(const options& o) {
   rd_kafka_conf_t* conf = base_conf(o);
@@ -246,6 +258,8 @@ consume_result run_consume(const options& o) {
   rd_kafka_poll_set_consumer(rk);
 
   auto t0 = bench_clock::now();
+  const double cpu0 = process_cpu_seconds();
+  bench_clock::time_point first{};
   // Partition count from the broker (the topic may have existed with another count).
   rd_kafka_topic_t* rkt = rd_kafka_topic_new(rk, o.topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
@@ -287,13 +301,15 @@ consume_result run_consume(const options& o) {
     } else {
       auto p = static_cast<size_t>(m->partition);
       if (p < at_eof.size() && at_eof[p]) at_eof[p] = false, --eofs;
-      ++r.messages;
+      if (r.messages++ == 0) first = bench_clock::now();
       r.bytes += static_cast<long long>(m->len);
       last = bench_clock::now();
     }
     rd_kafka_message_destroy(m);
   }
   r.seconds = std::chrono::duration<double>(last - t0).count();
+  if (r.messages > 0) r.data_seconds = std::chrono::duration<double>(last - first).count();
+  r.cpu_seconds = process_cpu_seconds() - cpu0;
   rd_kafka_consumer_close(rk);
   rd_kafka_destroy(rk);
   return r;
@@ -314,6 +330,8 @@ int main(int argc, char** argv) {
       o.mock = true;
     } else if (a == "--no-consume") {
       o.consume = false;
+    } else if (a == "--consume-only") {
+      o.produce = false;
     } else if (!v) {
       return usage();
     } else if (a == "--bootstrap") {
@@ -376,14 +394,22 @@ int main(int argc, char** argv) {
                   : "");
   std::fflush(stdout);
 
-  auto pr = run_produce(o);
-  const double p_mbps = static_cast<double>(pr.bytes) / 1e6 / pr.seconds;
-  const double p_msgps = static_cast<double>(pr.delivered) / pr.seconds;
-  std::printf(
-      "%s produce: %lld msgs in %.2f s: %.1f MB/s, %.0f msgs/s; latency p50 %.2f ms, p99 %.2f ms, "
-      "p99.9 %.2f ms, max %.2f ms; failed %lld\n",
-      o.label.c_str(), pr.delivered, pr.seconds, p_mbps, p_msgps, pr.p50_ms, pr.p99_ms, pr.p999_ms,
-      pr.max_ms, pr.failed);
+  produce_result pr;
+  if (o.produce) {
+    pr = run_produce(o);
+  } else {
+    pr.delivered = o.messages;  // what the earlier run left in the topic
+    pr.seconds = 1;
+  }
+  const double p_mbps = o.produce ? static_cast<double>(pr.bytes) / 1e6 / pr.seconds : 0;
+  const double p_msgps = o.produce ? static_cast<double>(pr.delivered) / pr.seconds : 0;
+  if (o.produce)
+    std::printf(
+        "%s produce: %lld msgs in %.2f s: %.1f MB/s, %.0f msgs/s; latency p50 %.2f ms, p99 %.2f "
+        "ms, "
+        "p99.9 %.2f ms, max %.2f ms; failed %lld\n",
+        o.label.c_str(), pr.delivered, pr.seconds, p_mbps, p_msgps, pr.p50_ms, pr.p99_ms,
+        pr.p999_ms, pr.max_ms, pr.failed);
   std::fflush(stdout);
 
   consume_result cr;
@@ -395,11 +421,15 @@ int main(int argc, char** argv) {
       c_mbps = static_cast<double>(cr.bytes) / 1e6 / cr.seconds;
       c_msgps = static_cast<double>(cr.messages) / cr.seconds;
     }
-    std::printf("%s consume: %lld msgs in %.2f s: %.1f MB/s, %.0f msgs/s%s%s\n", o.label.c_str(),
-                cr.messages, cr.seconds, c_mbps, c_msgps, cr.timed_out ? " (TIMED OUT)" : "",
-                o.mock && cr.messages < pr.delivered
-                    ? " (the mock keeps only ~5 MiB per partition: older data was dropped)"
-                    : "");
+    std::printf(
+        "%s consume: %lld msgs in %.2f s: %.1f MB/s, %.0f msgs/s (first to last message %.2f s: "
+        "%.1f MB/s; client CPU %.2f s)%s%s\n",
+        o.label.c_str(), cr.messages, cr.seconds, c_mbps, c_msgps, cr.data_seconds,
+        cr.data_seconds > 0 ? static_cast<double>(cr.bytes) / 1e6 / cr.data_seconds : 0.0,
+        cr.cpu_seconds, cr.timed_out ? " (TIMED OUT)" : "",
+        o.mock && cr.messages < pr.delivered
+            ? " (the mock keeps only ~5 MiB per partition: older data was dropped)"
+            : "");
     ok &= !cr.timed_out;
     // Against a real broker every delivered message must come back (the topic may hold more
     // from earlier runs).

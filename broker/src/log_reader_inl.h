@@ -19,6 +19,12 @@ inline void patch_base_offset(uint8_t* batch, int64_t base_offset) {
   detail::store_be64(batch, base_offset);
 }
 
+inline int64_t stored_base_offset(const uint8_t* batch) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | batch[i];
+  return static_cast<int64_t>(v);
+}
+
 template <class Fn>
 bool for_each_batch_in_range(std::span<const uint8_t> range, int64_t base_offset, Fn&& fn) {
   // Batch layout: baseOffset(8) batchLength(4) partitionLeaderEpoch(4) magic(1) crc(4)

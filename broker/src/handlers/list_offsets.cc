@@ -59,7 +59,7 @@ offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, i
   if (!first->has_value()) return out;
   int64_t offset = std::max(state.log_start_offset, (*first)->base_offset);
   while (offset < state.high_watermark) {
-    auto entries = ctx.meta->read_index(topic, partition, offset, 256);
+    auto entries = ctx.index->read_index(topic, partition, offset, 256);
     if (!entries) {
       out.error = kafka::error_code::kafka_storage_error;
       return out;
@@ -90,7 +90,9 @@ offset_answer find_by_timestamp(broker_context& ctx, const std::string& topic, i
 offset_answer list_offset(broker_context& ctx, const std::string& topic, int32_t partition,
                           int64_t timestamp) {
   offset_answer out;
-  auto state = ctx.meta->get_partition(topic, partition);
+  // Read from the store (refreshing the index cache): clients ask right after operations that
+  // are not notified (DeleteRecords, a topic re-created), and ListOffsets is rare.
+  auto state = ctx.index->refresh_partition(topic, partition);
   if (!state) {
     out.error = partition_lookup_error(state.code());
     return out;
