@@ -191,14 +191,16 @@ TEST_F(compaction_pass_test, background_compactor_uses_topic_configs_and_leases)
   auto before_p1 = read(1, 0);
   // Another broker holds partition 1's compaction lease: this one leaves it alone.
   ASSERT_TRUE(ctx->meta->acquire_lease("compact/t/1", "other-broker", 60000));
-  compaction::compactor idle(ctx->meta, ctx->store, {"me", "", 10000, 60000, 300000});
+  compaction::compactor idle(ctx->meta, ctx->store,
+                             compaction::make_compactor_options(broker_config{}, "me"));
   idle.run_pass();  // default segment.bytes / segment.ms: nothing is due
   auto rows = ctx->meta->read_index("t", 0, 0, 100);
   ASSERT_TRUE(rows);
   for (const auto& e : *rows) EXPECT_NE(e.object_key.substr(e.object_key.size() - 4), ".seg");
 
   ASSERT_TRUE(ctx->meta->set_topic_configs("t", {{"segment.bytes", "1"}}));
-  compaction::compactor c(ctx->meta, ctx->store, {"me", "", 10000, 60000, 300000});
+  compaction::compactor c(ctx->meta, ctx->store,
+                          compaction::make_compactor_options(broker_config{}, "me"));
   c.start();
   c.run_pass();
   c.stop();

@@ -230,15 +230,20 @@ kafka::describe_configs_response::describe_configs_result describe_topic_configs
   out.error_message = std::nullopt;
   out.resource_type = resource_topic;
   out.resource_name = topic.name;
+  // broker_key/broker_value: the static broker setting the default comes from (log.retention.ms
+  // for retention.ms, ...), reported with source STATIC_BROKER_CONFIG like Kafka does.
   auto add = [&](const std::string& name, const std::optional<std::string>& set_value,
-                 const std::string& default_value, config_type type, const char* doc) {
+                 const std::string& default_value, config_type type, const char* doc,
+                 const char* broker_key, const std::optional<std::string>& broker_value) {
     if (!wanted_key(keys, name)) return;
     config_entry e;
     e.name = name;
-    e.value = set_value ? *set_value : default_value;
+    e.value = set_value ? *set_value : broker_value ? *broker_value : default_value;
     e.read_only = false;
-    e.is_default = !set_value;
-    e.config_source = set_value ? config_source_dynamic_topic : config_source_default;
+    e.is_default = !set_value && !broker_value;
+    e.config_source = set_value      ? config_source_dynamic_topic
+                      : broker_value ? config_source_static_broker
+                                     : config_source_default;
     e.is_sensitive = false;
     e.config_type = static_cast<int8_t>(type);
     e.documentation = documentation && doc ? std::optional<std::string>(doc) : std::nullopt;
@@ -246,20 +251,31 @@ kafka::describe_configs_response::describe_configs_result describe_topic_configs
       if (set_value) {
         e.synonyms.push_back({name, *set_value, config_source_dynamic_topic, {}});
       }
+      if (broker_value && broker_key) {
+        e.synonyms.push_back({broker_key, *broker_value, config_source_static_broker, {}});
+      }
       if (!default_value.empty() || !set_value) {
-        e.synonyms.push_back({name, default_value, config_source_default, {}});
+        e.synonyms.push_back({broker_key && broker_value ? broker_key : name, default_value,
+                              config_source_default, {}});
       }
     }
     out.configs.push_back(std::move(e));
   };
   for (const auto& def : topic_config_defs()) {
     auto it = topic.configs.find(def.name);
+    const char* broker_key = topic_config_broker_key(def.name);
+    // max.message.bytes always follows message.max.bytes (reported as its default, as before).
+    std::optional<std::string> broker_value;
+    if (broker_key && std::string_view(def.name) != "max.message.bytes") {
+      broker_value = topic_config_broker_value(def, cfg);
+    }
     add(def.name, it == topic.configs.end() ? std::nullopt : std::optional<std::string>(it->second),
-        topic_config_default(def, cfg), def.type, def.doc);
+        broker_value ? std::string(def.default_value) : topic_config_default(def, cfg), def.type,
+        def.doc, broker_key, broker_value);
   }
   // Configs stored before validation existed (or by a newer broker) are still shown.
   for (const auto& [k, v] : topic.configs) {
-    if (!find_topic_config(k)) add(k, v, "", config_type::string, nullptr);
+    if (!find_topic_config(k)) add(k, v, "", config_type::string, nullptr, nullptr, std::nullopt);
   }
   return out;
 }

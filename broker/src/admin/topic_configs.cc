@@ -11,7 +11,8 @@ namespace {
 // retention tasks read them when they run (see README.md for which ones are enforced today).
 const std::vector<topic_config_def> k_defs = {
     {"archive.compression.type", "none", config_type::string,
-     "Compression of compacted archive segments: none, gzip, snappy, lz4 or zstd."},
+     "Codec of compacted archive segments, overriding compression.type there: none (follow "
+     "compression.type), uncompressed, gzip, snappy, lz4 or zstd. Records are unchanged."},
     {"cleanup.policy", "delete", config_type::list,
      "delete (time/size retention) and/or compact (key compaction, a later stage)."},
     {"compression.type", "producer", config_type::string,
@@ -31,13 +32,17 @@ const std::vector<topic_config_def> k_defs = {
     {"min.insync.replicas", "1", config_type::int_type,
      "Accepted for compatibility; object storage replicates every committed write."},
     {"retention.bytes", "-1", config_type::long_type,
-     "Per-partition size beyond which the oldest data is deleted (-1: no limit)."},
+     "Per-partition size beyond which the oldest segments (or committed ranges not yet "
+     "compacted) are deleted whole (-1: no limit; broker default log.retention.bytes)."},
     {"retention.ms", "-1", config_type::long_type,
-     "Age beyond which data is deleted (-1: keep forever, the archive default)."},
+     "Age (by record timestamp) beyond which whole segments are deleted (-1: keep forever, the "
+     "archive default; broker default log.retention.ms)."},
     {"segment.bytes", "134217728", config_type::int_type,
-     "Size at which the compactor writes a partition segment."},
+     "Size at which the compactor writes a partition segment (broker default "
+     "log.segment.bytes)."},
     {"segment.ms", "600000", config_type::long_type,
-     "Age at which the compactor writes a partition segment even if it is small."},
+     "Age at which the compactor writes a partition segment even if it is small (broker default "
+     "log.roll.ms)."},
 };
 
 std::optional<int64_t> parse_i64(std::string_view s) {
@@ -88,11 +93,38 @@ const topic_config_def* find_topic_config(std::string_view name) {
   return nullptr;
 }
 
-std::string topic_config_default(const topic_config_def& def, const broker_config& cfg) {
+const char* topic_config_broker_key(std::string_view name) {
+  if (name == "segment.bytes") return "log.segment.bytes";
+  if (name == "segment.ms") return "log.roll.ms";
+  if (name == "retention.ms") return "log.retention.ms";
+  if (name == "retention.bytes") return "log.retention.bytes";
+  if (name == "max.message.bytes") return "message.max.bytes";
+  return nullptr;
+}
+
+std::optional<std::string> topic_config_broker_value(const topic_config_def& def,
+                                                     const broker_config& cfg) {
   if (std::string_view(def.name) == "max.message.bytes") {
     return std::to_string(cfg.message_max_bytes);
   }
+  const char* key = topic_config_broker_key(def.name);
+  if (!key) return std::nullopt;
+  auto it = cfg.raw.find(key);
+  if (it == cfg.raw.end() || it->second.empty()) return std::nullopt;
+  return it->second;
+}
+
+std::string topic_config_default(const topic_config_def& def, const broker_config& cfg) {
+  if (auto v = topic_config_broker_value(def, cfg)) return *v;
   return def.default_value;
+}
+
+std::string effective_topic_config(const std::map<std::string, std::string>& topic_configs,
+                                   std::string_view name, const broker_config& cfg) {
+  auto it = topic_configs.find(std::string(name));
+  if (it != topic_configs.end()) return it->second;
+  const topic_config_def* def = find_topic_config(name);
+  return def ? topic_config_default(*def, cfg) : std::string();
 }
 
 std::vector<std::string> split_config_list(std::string_view value) {
@@ -139,7 +171,7 @@ std::optional<std::string> validate_topic_config(std::string_view name, std::str
     return check_one_of(name, value, {"producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"});
   }
   if (name == "archive.compression.type") {
-    return check_one_of(name, value, {"none", "gzip", "snappy", "lz4", "zstd"});
+    return check_one_of(name, value, {"none", "uncompressed", "gzip", "snappy", "lz4", "zstd"});
   }
   if (name == "message.timestamp.type") {
     return check_one_of(name, value, {"CreateTime", "LogAppendTime"});

@@ -42,9 +42,20 @@ struct topic_config_def {
 // Every topic config the broker accepts, ordered by name.
 const std::vector<topic_config_def>& topic_config_defs();
 const topic_config_def* find_topic_config(std::string_view name);
-// The value a topic has when it does not set `def` (max.message.bytes follows the broker's
-// message.max.bytes).
+// The broker key that gives a topic config its default (Kafka's synonym: segment.bytes ->
+// log.segment.bytes, segment.ms -> log.roll.ms, retention.ms -> log.retention.ms,
+// retention.bytes -> log.retention.bytes, max.message.bytes -> message.max.bytes), or nullptr.
+const char* topic_config_broker_key(std::string_view name);
+// The broker's value for `def` when the broker config sets its synonym key, else nullopt.
+std::optional<std::string> topic_config_broker_value(const topic_config_def& def,
+                                                     const broker_config& cfg);
+// The value a topic has when it does not set `def`: the broker's synonym if set, else the
+// built-in default (max.message.bytes always follows the broker's message.max.bytes).
 std::string topic_config_default(const topic_config_def& def, const broker_config& cfg);
+// The value in force for a topic: its own setting, else topic_config_default ("" for a name
+// not in the table).
+std::string effective_topic_config(const std::map<std::string, std::string>& topic_configs,
+                                   std::string_view name, const broker_config& cfg);
 
 // nullopt when `value` is acceptable for config `name`, else a message for the client
 // (unknown name, or a value of the wrong form).

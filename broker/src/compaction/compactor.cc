@@ -6,6 +6,7 @@
 #include <charconv>
 #include <chrono>
 
+#include "../admin/topic_configs.h"
 #include "../log_reader.h"
 #include "sh/storage/segment.h"
 
@@ -17,15 +18,20 @@ bool is_segment_key(const std::string& key) {
   return key.size() >= 4 && key.compare(key.size() - 4, 4, ".seg") == 0;
 }
 
-// A positive integer topic config, or `fallback` when absent or malformed.
-int64_t config_or(const std::map<std::string, std::string>& configs, const std::string& name,
-                  int64_t fallback) {
-  auto it = configs.find(name);
-  if (it == configs.end()) return fallback;
+// An integer config value of at least `min`, or `fallback` when empty or malformed.
+int64_t int_or(const std::string& value, int64_t min, int64_t fallback) {
   int64_t v = 0;
-  auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), v);
-  if (ec != std::errc() || end != it->second.data() + it->second.size() || v <= 0) return fallback;
+  auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (value.empty() || ec != std::errc() || end != value.data() + value.size() || v < min) {
+    return fallback;
+  }
   return v;
+}
+
+// A topic's value in force (its own, else the broker's log.* default, else Kafka's default).
+int64_t topic_int(const metadata::topic_info& t, const broker_config& cfg, const char* name,
+                  int64_t min, int64_t fallback) {
+  return int_or(effective_topic_config(t.configs, name, cfg), min, fallback);
 }
 
 int64_t wall_ms() {
@@ -92,6 +98,7 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
     chunk_start = builder.size_bytes();
   };
   for (const auto& e : run) {
+    out.input_bytes += e.byte_length;
     auto data = objects.get_range(e.object_key, e.byte_offset, e.byte_length);
     if (!data) return make_error(errc::storage_error, data.message());
     if (data->size() != e.byte_length) {
@@ -101,6 +108,15 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
     bool whole =
         for_each_batch_in_range(std::span<const uint8_t>(*data), e.base_offset,
                                 [&](std::span<const uint8_t> batch, int64_t base, int64_t last) {
+                                  std::optional<std::vector<uint8_t>> rewritten;
+                                  if (options.recompress_codec >= 0) {
+                                    rewritten = recompress_batch(batch, options.recompress_codec);
+                                    if (rewritten) {
+                                      batch = *rewritten;
+                                      ++out.batches_recompressed;
+                                    }
+                                  }
+                                  ++out.batches;
                                   auto added = builder.add(batch, base);
                                   if (!added) {
                                     failure = added.message();
@@ -137,6 +153,10 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
   auto put = objects.put(key, finished.data);
   if (!put) return make_error(errc::storage_error, put.message());
   for (auto& e : entries) e.object_key = key;
+  if (options.before_swap && !options.before_swap(key)) {
+    out.segment_key = key;  // "crashed": the segment is left behind unregistered
+    return out;
+  }
 
   metadata::segment_replacement swap;
   swap.topic = topic;
@@ -151,7 +171,7 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
   auto swapped = meta.replace_with_segment(swap);
   if (!swapped) {
     // The index row that would reference it never existed: delete the orphan now (best effort;
-    // a later sweep of unregistered segment objects is still to do).
+    // should this fail too, the orphan sweep removes it later).
     (void)objects.remove(key);
     return make_error(errc::metadata_error, swapped.message());
   }
@@ -181,9 +201,26 @@ cresult<size_t> collect_garbage(metadata::metadata_store& meta, storage::object_
   return removed;
 }
 
+compactor_options make_compactor_options(const broker_config& cfg, std::string owner) {
+  compactor_options o;
+  o.owner = std::move(owner);
+  auto key = [&](const char* name) {
+    auto it = cfg.raw.find(name);
+    return it == cfg.raw.end() ? std::string() : it->second;
+  };
+  o.pass_interval_ms = int_or(key("compaction.interval.ms"), 1, o.pass_interval_ms);
+  o.gc_grace_ms = int_or(key("object.gc.grace.ms"), 0, o.gc_grace_ms);
+  o.sweep_interval_ms = int_or(key("object.sweep.interval.ms"), 1, o.sweep_interval_ms);
+  o.broker = cfg;
+  return o;
+}
+
 compactor::compactor(std::shared_ptr<metadata::metadata_store> meta,
                      std::shared_ptr<storage::object_store> objects, compactor_options options)
-    : _meta(std::move(meta)), _objects(std::move(objects)), _options(std::move(options)) {}
+    : _meta(std::move(meta)),
+      _objects(std::move(objects)),
+      _options(std::move(options)),
+      _sweeper({_options.prefix, _options.owner, _options.gc_grace_ms, _options.lease_ttl_ms}) {}
 
 compactor::~compactor() { stop(); }
 
@@ -228,34 +265,9 @@ void compactor::run_pass() {
     return;
   }
   for (const auto& t : *topics) {
-    compaction_options opts;
-    opts.prefix = _options.prefix;
-    opts.writer_id = _options.owner;
-    opts.segment_bytes = static_cast<uint64_t>(config_or(t.configs, "segment.bytes", 134217728));
-    opts.segment_ms = config_or(t.configs, "segment.ms", 600000);
     for (int32_t p = 0; p < t.partition_count; ++p) {
       if (stopping()) return;
-      std::string name = "compact/" + t.name + "/" + std::to_string(p);
-      auto held = _meta->acquire_lease(name, _options.owner, _options.lease_ttl_ms);
-      if (!held) {
-        spdlog::warn("compaction: lease {}: {}", name, held.message());
-        continue;
-      }
-      if (held->owner != _options.owner) continue;  // another broker compacts it
-      // Several segments per pass when the backlog is large.
-      for (int round = 0; round < 16 && !stopping(); ++round) {
-        opts.now_ms = wall_ms();
-        auto done =
-            compact_partition_once(*_meta, *_objects, t.name, p, {held->name, held->epoch}, opts);
-        if (!done) {
-          spdlog::warn("compaction of {}-{}: {}", t.name, p, done.message());
-          break;
-        }
-        if (!done->compacted) break;
-        spdlog::info("compacted {}-{} offsets {}..{} ({} rows) into {} ({} bytes)", t.name, p,
-                     done->first_offset, done->last_offset, done->replaced_rows, done->segment_key,
-                     done->segment_size);
-      }
+      run_partition(t, p);
     }
   }
   auto gc = collect_garbage(*_meta, *_objects, wall_ms(), _options.gc_grace_ms);
@@ -263,6 +275,70 @@ void compactor::run_pass() {
     spdlog::warn("object garbage collection: {}", gc.message());
   } else if (*gc > 0) {
     spdlog::info("object garbage collection: deleted {} unreferenced objects", *gc);
+  }
+  int64_t now = wall_ms();
+  if (now - _last_sweep_ms >= _options.sweep_interval_ms && !stopping()) {
+    // One broker at a time lists the bucket.
+    auto held = _meta->acquire_lease("sweep/objects", _options.owner, _options.lease_ttl_ms);
+    if (held && held->owner == _options.owner) {
+      _last_sweep_ms = now;
+      auto swept = _sweeper.sweep(*_meta, *_objects, now);
+      if (!swept) {
+        spdlog::warn("orphan sweep: {}", swept.message());
+      } else if (swept->unregistered > 0) {
+        spdlog::info("orphan sweep: {} objects listed, {} unregistered, {} deleted", swept->listed,
+                     swept->unregistered, swept->deleted);
+      }
+    }
+  }
+}
+
+void compactor::run_partition(const metadata::topic_info& t, int32_t p) {
+  const broker_config& cfg = _options.broker;
+  std::string name = "compact/" + t.name + "/" + std::to_string(p);
+  auto held = _meta->acquire_lease(name, _options.owner, _options.lease_ttl_ms);
+  if (!held) {
+    spdlog::warn("compaction: lease {}: {}", name, held.message());
+    return;
+  }
+  if (held->owner != _options.owner) return;  // another broker compacts it
+  metadata::lease_fence fence{held->name, held->epoch};
+
+  // Retention first: no point compacting what is about to go.
+  retention_options ret;
+  ret.retention_ms = topic_int(t, cfg, "retention.ms", -1, -1);
+  ret.retention_bytes = topic_int(t, cfg, "retention.bytes", -1, -1);
+  ret.now_ms = wall_ms();
+  auto retained = apply_retention(*_meta, t.name, p, ret);
+  if (!retained) {
+    spdlog::warn("retention of {}-{}: {}", t.name, p, retained.message());
+  } else if (retained->applied) {
+    spdlog::info("retention of {}-{}: removed {} units ({} bytes), log start offset now {}", t.name,
+                 p, retained->units_removed, retained->bytes_removed, retained->log_start_offset);
+  }
+
+  compaction_options opts;
+  opts.prefix = _options.prefix;
+  opts.writer_id = _options.owner;
+  opts.segment_bytes = static_cast<uint64_t>(topic_int(t, cfg, "segment.bytes", 1, 134217728));
+  opts.segment_ms = topic_int(t, cfg, "segment.ms", 1, 600000);
+  opts.recompress_codec =
+      segment_codec(effective_topic_config(t.configs, "compression.type", cfg),
+                    effective_topic_config(t.configs, "archive.compression.type", cfg));
+  // Several segments per pass when the backlog is large.
+  for (int round = 0; round < 16 && !stopping(); ++round) {
+    opts.now_ms = wall_ms();
+    auto done = compact_partition_once(*_meta, *_objects, t.name, p, fence, opts);
+    if (!done) {
+      spdlog::warn("compaction of {}-{}: {}", t.name, p, done.message());
+      break;
+    }
+    if (!done->compacted) break;
+    spdlog::info(
+        "compacted {}-{} offsets {}..{} ({} rows, {} bytes, {} of {} batches re-compressed) into "
+        "{} ({} bytes)",
+        t.name, p, done->first_offset, done->last_offset, done->replaced_rows, done->input_bytes,
+        done->batches_recompressed, done->batches, done->segment_key, done->segment_size);
   }
 }
 

@@ -4,11 +4,17 @@
 // store calls): run on a background thread, never on an I/O thread.
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <span>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "sh/broker/config.h"
 #include "sh/common/result.h"
 #include "sh/metadata/metadata_store.h"
 #include "sh/storage/object_store.h"
@@ -34,6 +40,14 @@ struct compaction_options {
   // much for one row, as it would from an ingest object.
   uint64_t index_row_bytes = 1 << 20;
   int64_t now_ms = 0;  // the caller's clock, for segment.ms
+  // Codec of the segment's batches: -1 keeps every batch as it is; 0 (uncompressed), 1 (gzip),
+  // 2 (snappy), 3 (lz4), 4 (zstd) rewrite each batch in another codec with its offsets,
+  // timestamps, keys, values, headers and producer fields unchanged (control batches and
+  // batches that cannot be decoded are kept as they are).
+  int recompress_codec = -1;
+  // Fault injection for tests: called after the segment PUT, before the index swap. Returning
+  // false abandons the pass right there, as a crash would: the segment stays an orphan.
+  std::function<bool(const std::string& segment_key)> before_swap;
 };
 
 struct compaction_outcome {
@@ -43,6 +57,70 @@ struct compaction_outcome {
   int64_t last_offset = -1;
   size_t replaced_rows = 0;
   uint64_t segment_size = 0;
+  uint64_t input_bytes = 0;           // bytes of the batches read from ingest objects
+  uint64_t batches = 0;               // batches written
+  uint64_t batches_recompressed = 0;  // of those, rewritten in another codec
+};
+
+// The codec number for recompress_codec of a topic: archive.compression.type when it names a
+// codec (anything but "none"), else compression.type unless "producer"; -1 to keep batches.
+int segment_codec(const std::string& compression_type, const std::string& archive_compression_type);
+
+// One batch rewritten in `codec` (0..4) with every record unchanged, or nullopt when it stays as
+// it is (already in that codec, a control batch, not decodable, or an invalid codec).
+std::optional<std::vector<uint8_t>> recompress_batch(std::span<const uint8_t> batch, int codec);
+
+struct retention_options {
+  int64_t retention_ms = -1;     // topic retention.ms: -1 keeps forever
+  int64_t retention_bytes = -1;  // topic retention.bytes (per partition): -1 no limit
+  int64_t now_ms = 0;
+};
+
+struct retention_outcome {
+  bool applied = false;  // the log start offset moved
+  int64_t log_start_offset = -1;
+  size_t units_removed = 0;  // whole segments, or whole committed ranges not yet compacted
+  uint64_t bytes_removed = 0;
+};
+
+// Kafka's delete retention over one partition: from the oldest, whole units -- a segment (all
+// its index rows), or one committed range still in an ingest object -- are removed while the
+// unit's largest record timestamp is more than retention_ms old, or while the partition minus
+// the unit still holds at least retention_bytes. Removal moves the log start offset past the
+// unit (metadata_store::delete_records), which drops the rows and marks objects left without
+// rows unreferenced; object garbage collection deletes them after its grace period.
+cresult<retention_outcome> apply_retention(metadata::metadata_store& meta, const std::string& topic,
+                                           int32_t partition, const retention_options& options);
+
+struct sweep_outcome {
+  size_t listed = 0;        // .ing / .seg objects in the bucket prefix
+  size_t unregistered = 0;  // of those, unknown to the metadata store right now
+  size_t deleted = 0;
+};
+
+// Finds and deletes orphans: objects in the bucket that the metadata store does not know (not
+// live, not waiting for GC), left by a writer that crashed or failed between its PUT and its
+// commit (ingest objects) or index swap (segments). An object is deleted only once it has been
+// seen unregistered for at least grace_ms (first sightings are remembered by this object, so a
+// restart starts the clock again), is checked once more right before the delete, and -- for a
+// segment -- only while this process holds the partition's compaction lease, the only writer
+// of that partition's segment keys. Registered objects are never touched. One owner thread.
+class orphan_sweeper {
+ public:
+  struct options {
+    std::string prefix;  // key prefix under which ingest/ and topics/ live ("" for none)
+    std::string owner;   // lease owner (this process incarnation)
+    int64_t grace_ms = 300000;
+    int64_t lease_ttl_ms = 60000;
+  };
+  explicit orphan_sweeper(options o) : _options(std::move(o)) {}
+  cresult<sweep_outcome> sweep(metadata::metadata_store& meta, storage::object_store& objects,
+                               int64_t now_ms);
+  size_t suspects() const { return _first_seen.size(); }
+
+ private:
+  options _options;
+  std::map<std::string, int64_t> _first_seen;  // unregistered key -> when first seen so
 };
 
 // One pass over one partition under its compaction lease (fence): takes the leading run of index
@@ -62,19 +140,30 @@ cresult<size_t> collect_garbage(metadata::metadata_store& meta, storage::object_
                                 int64_t now_ms, int64_t grace_ms, size_t max_objects = 1000);
 
 struct compactor_options {
-  std::string owner;   // lease owner: this process incarnation
-  std::string prefix;  // object key prefix for segments
-  int64_t pass_interval_ms = 10000;
+  std::string owner;                 // lease owner: this process incarnation
+  std::string prefix;                // object key prefix for segments
+  int64_t pass_interval_ms = 10000;  // broker compaction.interval.ms
   int64_t lease_ttl_ms = 60000;
-  // Objects stay this long after losing their last index row (covers in-flight fetches).
-  // Hardcoded by the broker for now (no config key yet).
+  // Objects stay this long after losing their last index row (covers in-flight fetches); also
+  // how long the orphan sweep waits before deleting an unregistered object. Broker
+  // object.gc.grace.ms.
   int64_t gc_grace_ms = 300000;
+  int64_t sweep_interval_ms = 3600000;  // broker object.sweep.interval.ms
+  // Topic config defaults come from here (log.segment.bytes, log.roll.ms, log.retention.*).
+  broker_config broker;
 };
+
+// The broker's compactor settings from its config (the keys above; defaults when unset).
+compactor_options make_compactor_options(const broker_config& cfg, std::string owner);
 
 // The broker's background compactor: one thread that, every pass_interval_ms, takes (or keeps)
 // the lease "compact/<topic>/<partition>" of every partition it can, compacts each held partition
 // with the topic's segment.bytes / segment.ms (defaults 134217728 / 600000), then collects
-// garbage. Errors are logged and retried on the next pass. start()/stop() from one thread.
+// garbage. Each held partition first gets retention (retention.ms / retention.bytes), then
+// compaction (re-compressing per compression.type / archive.compression.type); after the
+// partitions, unreferenced objects past the grace period are deleted, and every
+// sweep_interval_ms orphans are swept. Errors are logged and retried on the next pass.
+// start()/stop() from one thread.
 class compactor {
  public:
   compactor(std::shared_ptr<metadata::metadata_store> meta,
@@ -92,6 +181,7 @@ class compactor {
  private:
   void loop();
   bool stopping();
+  void run_partition(const metadata::topic_info& t, int32_t partition);
 
   std::shared_ptr<metadata::metadata_store> _meta;
   std::shared_ptr<storage::object_store> _objects;
@@ -100,6 +190,8 @@ class compactor {
   std::condition_variable _cv;
   bool _stop = false;
   std::thread _thread;
+  orphan_sweeper _sweeper;
+  int64_t _last_sweep_ms = 0;
 };
 
 }  // namespace sh::broker::compaction
