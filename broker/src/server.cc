@@ -49,6 +49,7 @@ struct pending_response {
   bool close = false;
   std::vector<uint8_t> head;  // size prefix + response header
   std::vector<uint8_t> body;  // written after head without copying (scatter-gather)
+  std::shared_ptr<const response_gather> gather;  // then these pieces (Fetch records), likewise
 };
 
 // One client connection: a reader coroutine that decodes frames and starts a handler per
@@ -189,12 +190,14 @@ class connection : public std::enable_shared_from_this<connection> {
       w.write_int32(correlation_id);
       if (header_version >= 1) w.write_unsigned_varint(0);  // no tagged fields
       p->head = w.take();
-      const uint32_t size = static_cast<uint32_t>(p->head.size() - 4 + resp.body.size());
+      const uint32_t size = static_cast<uint32_t>(p->head.size() - 4 + resp.body.size() +
+                                                  (resp.gather ? resp.gather->size() : 0));
       p->head[0] = static_cast<uint8_t>(size >> 24);
       p->head[1] = static_cast<uint8_t>(size >> 16);
       p->head[2] = static_cast<uint8_t>(size >> 8);
       p->head[3] = static_cast<uint8_t>(size);
       p->body = std::move(resp.body);
+      p->gather = std::move(resp.gather);
     }
     _wake_writer.cancel();
   }
@@ -211,7 +214,19 @@ class connection : public std::enable_shared_from_this<connection> {
         _pending.pop_front();
         _inflight_bytes -= p->request_bytes;
         _wake_reader.cancel();
-        if (p->send) {
+        if (p->send && p->gather) {
+          // Records straight from the read cache's buffers: one writev per up to 64 pieces.
+          error_code ec;
+          std::vector<asio::const_buffer> buffers;
+          buffers.reserve(2);
+          buffers.push_back(asio::buffer(p->head));
+          if (!p->body.empty()) buffers.push_back(asio::buffer(p->body));
+          p->gather->for_each_piece(
+              [&](const uint8_t* d, size_t n) { buffers.push_back(asio::const_buffer(d, n)); });
+          co_await asio::async_write(_socket, buffers,
+                                     asio::redirect_error(asio::use_awaitable, ec));
+          if (ec) break;
+        } else if (p->send) {
           error_code ec;
           const std::array<asio::const_buffer, 2> buffers{asio::buffer(p->head),
                                                           asio::buffer(p->body)};
@@ -314,6 +329,8 @@ int run_broker(const broker_config& cfg) {
   s3.secret_key = cfg.s3_secret_key;
   s3.session_token = cfg.s3_session_token;
   s3.path_style = cfg.s3_path_style;
+  s3.multipart_threshold = static_cast<uint64_t>(cfg.s3_multipart_threshold_bytes);
+  s3.multipart_part_size = static_cast<uint64_t>(cfg.s3_multipart_part_bytes);
   auto store = storage::open_object_store(cfg.storage_url, s3);
   if (!store) {
     spdlog::critical("cannot open object store {}: {}", cfg.storage_url, store.message());
@@ -330,9 +347,16 @@ int run_broker(const broker_config& cfg) {
   broker_context ctx(cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
                      std::shared_ptr<metadata::metadata_store>(std::move(*meta)));
   ctx.instance_id = make_writer_id(cfg.node_id);
+  // SQLite notifies the index cache on the committing thread before commit_object returns;
+  // PostgreSQL's notification of our own commit arrives later, so until then every cached
+  // partition state is re-read (a producer's ack must be visible to its next fetch here).
+  const bool async_notifications = !ctx.meta->describe().starts_with("sqlite");
   ctx.writer = std::make_unique<ingest_writer>(
       ctx.store, ctx.meta, ctx.instance_id, cfg.ingest_flush_bytes,
-      std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx] { ctx.commits.notify(); });
+      std::chrono::milliseconds(cfg.ingest_flush_ms), [&ctx, async_notifications] {
+        if (async_notifications) ctx.index->invalidate_states();
+        ctx.commits.notify();
+      });
   ctx.writer->start();
   asio::io_context io(cfg.num_io_threads);
   std::vector<std::unique_ptr<tcp::acceptor>> acceptors;
@@ -368,12 +392,12 @@ int run_broker(const broker_config& cfg) {
     ctx.writer->stop();
     return 1;
   }
-  // Commits by any broker (PostgreSQL LISTEN/NOTIFY; in-process for SQLite) wake long-polls.
-  if (auto l = ctx.meta->set_commit_listener(
-          [&ctx](const std::vector<metadata::partition_change>&, bool) { ctx.commits.notify(); });
-      !l) {
-    spdlog::warn("commit notifications unavailable ({}); fetches wait for max.wait.ms",
-                 l.message());
+  // Commits by any broker (PostgreSQL LISTEN/NOTIFY; in-process for SQLite) update the index
+  // cache, then wake long-polls; without notifications the cache polls the store.
+  ctx.index->start(
+      [&ctx](const std::vector<metadata::partition_change>&, bool) { ctx.commits.notify(); });
+  if (!ctx.index->notifications_active()) {
+    spdlog::warn("commit notifications unavailable; the index cache polls the metadata store");
   }
   ctx.groups = std::make_unique<group_coordinator>(ctx);
   ctx.groups->start();
@@ -412,7 +436,7 @@ int run_broker(const broker_config& cfg) {
   ctx.writer->stop();
   ctx.groups->stop();
   compactor.stop();
-  (void)ctx.meta->set_commit_listener({});
+  ctx.index->stop();
   ctx.cluster->stop();
   ctx.blocking.join();
   spdlog::info("broker stopped");
