@@ -1,12 +1,19 @@
 // The mirror loop: librdkafka consumer (assign(), no group on the source) -> rebuilt magic-2
-// batches at the source offsets -> one ingest object per flush -> commit_mirror_object (data and
-// checkpoints in one metadata transaction).
+// batches at the source offsets -> one ingest object per flush, PUT in the background -> in
+// order, commit_mirror_object (data and checkpoints in one metadata transaction).
+//
+// Several processes with one mirror.name share the partitions: each holds a member slot lease
+// (mirror:<name>/member/<k>, the fence of its commits) and one lease per partition it copies
+// (mirror:<name>/p/<topic>/<partition>); each takes ceil(partitions / live members).
 #include "sh/connector/mirror.h"
 
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cmath>
+#include <deque>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -17,6 +24,7 @@
 #include "batch_rebuild.h"
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
+#include "sh/metrics/metrics.h"
 #include "sh/storage/ingest_object.h"
 #include "sh/storage/object_store.h"
 
@@ -29,12 +37,27 @@ int64_t now_ms() {
       .count();
 }
 
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+using part_key = std::pair<std::string, int32_t>;
+
 struct partition_state {
   std::string topic;
   int32_t partition = 0;
   std::vector<source_record> pending;
   int64_t next_offset = -1;     // expected next source offset (-1: unknown yet)
   int64_t committed_next = -1;  // checkpoint in the archive (-1: none yet)
+  int64_t lease_epoch = 0;
+  // Observability.
+  int64_t newest_committed_ts = -1;    // timestamp of the newest record committed
+  int64_t oldest_uncommitted_ts = -1;  // timestamp of the oldest record read, not committed
+  double avg_record_bytes = 0;         // running average, for the lag in bytes
+  uint64_t records = 0;
+  uint64_t bytes = 0;
 };
 
 struct rd_deleter {
@@ -91,9 +114,31 @@ source_record copy_message(const rd_kafka_message_t* m) {
   return r;
 }
 
+metrics::labels part_labels(const partition_state& st) {
+  return {{"topic", st.topic}, {"partition", std::to_string(st.partition)}};
+}
+
+// One flushed object on its way: PUT running in the background, committed in sequence order.
+struct inflight_object {
+  metadata::mirror_commit commit;
+  std::shared_ptr<const std::vector<uint8_t>> data;
+  std::future<storage::sresult<void>> put;
+  struct part_info {
+    int64_t last = 0;
+    int64_t newest_ts = -1;
+    uint64_t records = 0;
+    uint64_t bytes = 0;
+  };
+  std::map<part_key, part_info> parts;
+  uint64_t records = 0;
+};
+
 class mirror {
  public:
   mirror(const mirror_config& cfg, const std::atomic<bool>& stop) : _cfg(cfg), _stop(stop) {}
+  ~mirror() {
+    if (_admin_queue) rd_kafka_queue_destroy(_admin_queue);
+  }
 
   cresult<void> run();
 
@@ -101,29 +146,60 @@ class mirror {
   cresult<void> open_stores();
   cresult<void> open_source();
   cresult<void> discover();
-  cresult<bool> acquire_lease();
+  cresult<bool> join();
+  cresult<void> balance();
+  cresult<void> add_partition(const part_key& key, int64_t epoch);
+  void drop_partition(const part_key& key, bool release);
   cresult<void> take(const rd_kafka_message_t* m);
-  cresult<void> renew_lease();
   cresult<void> flush();
+  cresult<void> drain(bool all);
+  cresult<void> commit_one(inflight_object& o);
+  void resync_inflight(const std::string& why);
   bool wanted(const std::string& topic) const;
+  void sync_groups();
+  void update_metrics(bool log);
+  void poll_admin();
+  std::string part_lease(const part_key& k) const {
+    return "mirror:" + _cfg.name + "/p/" + k.first + "/" + std::to_string(k.second);
+  }
+  std::string slot_lease(int k) const {
+    return "mirror:" + _cfg.name + "/member/" + std::to_string(k);
+  }
 
   const mirror_config& _cfg;
   const std::atomic<bool>& _stop;
   std::unique_ptr<metadata::metadata_store> _meta;
-  std::unique_ptr<storage::object_store> _store;
+  std::shared_ptr<storage::object_store> _store;
   rd_handle _rk;
   std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> _queue{nullptr,
                                                                         rd_kafka_queue_destroy};
-  std::map<std::pair<std::string, int32_t>, partition_state> _parts;
+  rd_kafka_queue_t* _admin_queue = nullptr;
+  std::map<part_key, partition_state> _parts;    // partitions this process copies (leases held)
+  std::vector<part_key> _wanted;                 // every source partition to mirror
+  std::map<std::string, int64_t> _retention_ms;  // source topic -> retention.ms (-1 unlimited)
+  std::deque<inflight_object> _inflight;
   std::string _writer_id;
   uint64_t _sequence = 0;
   size_t _pending_bytes = 0;
   int64_t _pending_since = -1;
   uint64_t _records_total = 0;
   uint64_t _bytes_total = 0;
-  std::string _lease_name;
-  int64_t _lease_epoch = 0;
-  int64_t _lease_renewed = 0;
+  int _slot = -1;
+  std::string _member_lease;
+  int64_t _member_epoch = 0;
+  int64_t _db_offset_ms = 0;  // metadata store clock - local wall clock, from our own lease
+  int _members = 1;
+  bool _caught_up_logged = false;
+  metrics::registry _metrics;
+  std::unique_ptr<metrics::http_listener> _listener;
+  std::map<std::string, std::map<part_key, int64_t>> _synced;  // group -> what we last wrote
+  std::set<std::string> _moved_groups;
+  std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive  // archive consumers committed: never overwritten
+  bool _list_groups_unsupported_logged = false;
+  // Rates for the log line and the gauges.
+  int64_t _rate_at = 0;
+  uint64_t _rate_records = 0;
+  uint64_t _rate_bytes = 0;
 };
 
 // Adds one source message to its partition's pending records.
@@ -133,8 +209,8 @@ cresult<void> mirror::take(const rd_kafka_message_t* m) {
     spdlog::warn("mirror {}: source: {}", _cfg.name, rd_kafka_message_errstr(m));
     return {};
   }
-  auto it = _parts.find(std::pair(std::string(rd_kafka_topic_name(m->rkt)), m->partition));
-  if (it == _parts.end()) return {};
+  auto it = _parts.find(part_key(std::string(rd_kafka_topic_name(m->rkt)), m->partition));
+  if (it == _parts.end()) return {};  // a partition given up; its queued messages are stale
   partition_state& st = it->second;
   // A record below what was already taken (a re-delivery after a seek) is skipped, so offsets
   // only ever move forward.
@@ -147,48 +223,161 @@ cresult<void> mirror::take(const rd_kafka_message_t* m) {
   source_record r = copy_message(m);
   _pending_bytes += r.size;
   if (_pending_since < 0) _pending_since = now_ms();
+  if (st.oldest_uncommitted_ts < 0) st.oldest_uncommitted_ts = r.timestamp;
   st.pending.push_back(std::move(r));
   st.next_offset = m->offset + 1;
   return {};
 }
 
-// Waits (while not stopped) until this process holds the mirror's lease. false: stopped first.
-cresult<bool> mirror::acquire_lease() {
-  _lease_name = "mirror:" + _cfg.name;
-  std::string last_holder;
+// Takes the lowest free member slot. false: stopped first.
+cresult<bool> mirror::join() {
+  bool logged = false;
   while (!_stop.load()) {
-    auto l = _meta->acquire_lease(_lease_name, _writer_id, _cfg.lease_timeout_ms);
-    if (!l) return make_error(errc::metadata_error, "lease " + _lease_name + ": " + l.message());
-    if (l->owner == _writer_id) {
-      _lease_epoch = l->epoch;
-      _lease_renewed = now_ms();
-      spdlog::info("mirror {}: holding lease {} at epoch {}", _cfg.name, _lease_name, l->epoch);
-      return true;
+    for (int k = 0; k < _cfg.max_members; ++k) {
+      auto l = _meta->acquire_lease(slot_lease(k), _writer_id, _cfg.lease_timeout_ms);
+      if (!l)
+        return make_error(errc::metadata_error, "lease " + slot_lease(k) + ": " + l.message());
+      if (l->owner == _writer_id) {
+        _slot = k;
+        _member_lease = l->name;
+        _member_epoch = l->epoch;
+        _db_offset_ms = l->expires_at_ms - _cfg.lease_timeout_ms - wall_ms();
+        spdlog::info("mirror {}: member slot {} (epoch {})", _cfg.name, k, l->epoch);
+        return true;
+      }
     }
-    if (l->owner != last_holder) {
-      spdlog::info("mirror {}: standing by, lease {} is held by {}", _cfg.name, _lease_name,
-                   l->owner);
-      last_holder = l->owner;
+    if (!logged) {
+      spdlog::warn("mirror {}: all {} member slots are taken; standing by", _cfg.name,
+                   _cfg.max_members);
+      logged = true;
     }
-    std::this_thread::sleep_for(
-        std::chrono::milliseconds(std::clamp<int64_t>(_cfg.lease_timeout_ms / 5, 100, 2000)));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
   return false;
 }
 
-cresult<void> mirror::renew_lease() {
-  if (now_ms() - _lease_renewed < _cfg.lease_timeout_ms / 3) return {};
-  auto l = _meta->renew_lease(_lease_name, _writer_id, _lease_epoch, _cfg.lease_timeout_ms);
-  if (!l) {
-    if (l.code() == metadata::errc::fenced) {
-      return make_error(errc::fenced, "lost lease " + _lease_name + ": " + l.message());
+// Renews our leases, counts the live members and moves our share of the partitions toward
+// ceil(partitions / members): surplus partitions are flushed and released, missing ones taken
+// from the free or expired partition leases.
+cresult<void> mirror::balance() {
+  auto me = _meta->renew_lease(_member_lease, _writer_id, _member_epoch, _cfg.lease_timeout_ms);
+  if (!me) {
+    if (me.code() == metadata::errc::fenced) {
+      return make_error(errc::fenced, "lost member lease " + _member_lease + ": " + me.message());
     }
-    // Transient: the commit fence still protects the data; try again on the next turn.
-    spdlog::warn("mirror {}: renewing lease {}: {}", _cfg.name, _lease_name, l.message());
+    spdlog::warn("mirror {}: renewing {}: {}", _cfg.name, _member_lease, me.message());
     return {};
   }
-  _lease_renewed = now_ms();
+  _db_offset_ms = me->expires_at_ms - _cfg.lease_timeout_ms - wall_ms();
+  int members = 1;
+  const int64_t db_now = wall_ms() + _db_offset_ms;
+  for (int k = 0; k < _cfg.max_members; ++k) {
+    if (k == _slot) continue;
+    auto l = _meta->get_lease(slot_lease(k));
+    if (!l) return make_error(errc::metadata_error, l.message());
+    if (*l && !(*l)->owner.empty() && (*l)->expires_at_ms > db_now) ++members;
+  }
+  if (members != _members) {
+    spdlog::info("mirror {}: {} live member(s)", _cfg.name, members);
+    _members = members;
+  }
+  // Renew the partitions we hold; one taken by someone else is dropped (after the objects in
+  // flight are committed, so what we read is not lost).
+  std::vector<part_key> lost;
+  for (auto& [key, st] : _parts) {
+    auto r = _meta->renew_lease(part_lease(key), _writer_id, st.lease_epoch, _cfg.lease_timeout_ms);
+    if (!r && r.code() == metadata::errc::fenced) lost.push_back(key);
+  }
+  const size_t total = _wanted.size();
+  const size_t fair = (total + static_cast<size_t>(members) - 1) / static_cast<size_t>(members);
+  if (!lost.empty() || _parts.size() > fair) {
+    if (auto r = flush(); !r) return r;
+    if (auto r = drain(true); !r) return r;
+    for (const auto& k : lost) {
+      spdlog::warn("mirror {}: lease of {}-{} was taken over", _cfg.name, k.first, k.second);
+      drop_partition(k, false);
+    }
+    while (_parts.size() > fair) {
+      const part_key k = std::prev(_parts.end())->first;
+      spdlog::info("mirror {}: handing {}-{} over ({} members, {} partitions each)", _cfg.name,
+                   k.first, k.second, members, fair);
+      drop_partition(k, true);
+    }
+  }
+  if (_parts.size() < fair && total > 0) {
+    // Start at a slot-dependent place so members do not all race for the same partitions.
+    const size_t start = (static_cast<size_t>(_slot) * fair) % total;
+    for (size_t i = 0; i < total && _parts.size() < fair; ++i) {
+      const part_key& k = _wanted[(start + i) % total];
+      if (_parts.count(k)) continue;
+      auto l = _meta->acquire_lease(part_lease(k), _writer_id, _cfg.lease_timeout_ms);
+      if (!l) return make_error(errc::metadata_error, l.message());
+      if (l->owner != _writer_id) continue;
+      if (auto r = add_partition(k, l->epoch); !r) return r;
+    }
+  }
+  _metrics.set("streamhouse_mirror_members", {}, members);
+  _metrics.set("streamhouse_mirror_partitions_owned", {}, static_cast<double>(_parts.size()));
+  _metrics.set("streamhouse_mirror_partitions_total", {}, static_cast<double>(total));
   return {};
+}
+
+cresult<void> mirror::add_partition(const part_key& key, int64_t epoch) {
+  auto cp = _meta->get_mirror_checkpoint(_cfg.name, key.first, key.second);
+  if (!cp) return make_error(errc::metadata_error, cp.message());
+  int64_t start = RD_KAFKA_OFFSET_BEGINNING;
+  if (*cp) start = (*cp)->next_source_offset;
+  partition_state& st = _parts[key];
+  st = partition_state{};
+  st.topic = key.first;
+  st.partition = key.second;
+  st.next_offset = *cp ? start : -1;
+  st.committed_next = *cp ? start : -1;
+  st.lease_epoch = epoch;
+  rd_kafka_topic_partition_list_t* add = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(add, key.first.c_str(), key.second)->offset = start;
+  rd_kafka_error_t* aerr = rd_kafka_incremental_assign(_rk.get(), add);
+  rd_kafka_topic_partition_list_destroy(add);
+  if (aerr) {
+    std::string msg = rd_kafka_error_string(aerr);
+    rd_kafka_error_destroy(aerr);
+    _parts.erase(key);
+    (void)_meta->release_lease(part_lease(key), _writer_id, epoch);
+    return make_error(errc::source_error, "assign: " + msg);
+  }
+  _caught_up_logged = false;
+  spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, key.first, key.second,
+               *cp ? std::to_string(start) : std::string("the earliest offset"));
+  return {};
+}
+
+// Stops copying one partition: its pending records are dropped (callers flush first when the
+// data should be kept), the source stops fetching it and, with `release`, its lease is freed.
+void mirror::drop_partition(const part_key& key, bool release) {
+  auto it = _parts.find(key);
+  if (it == _parts.end()) return;
+  rd_kafka_topic_partition_list_t* rm = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(rm, key.first.c_str(), key.second);
+  if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(_rk.get(), rm)) {
+    spdlog::warn("mirror {}: unassign {}-{}: {}", _cfg.name, key.first, key.second,
+                 rd_kafka_error_string(e));
+    rd_kafka_error_destroy(e);
+  }
+  rd_kafka_topic_partition_list_destroy(rm);
+  for (const auto& r : it->second.pending) _pending_bytes -= std::min(_pending_bytes, r.size);
+  if (release) {
+    if (auto r = _meta->release_lease(part_lease(key), _writer_id, it->second.lease_epoch); !r) {
+      spdlog::warn("mirror {}: releasing {}: {}", _cfg.name, part_lease(key), r.message());
+    }
+  }
+  const auto labels = part_labels(it->second);
+  for (const char* m :
+       {"streamhouse_mirror_lag_records", "streamhouse_mirror_lag_bytes",
+        "streamhouse_mirror_newest_record_age_seconds", "streamhouse_mirror_retention_left_seconds",
+        "streamhouse_mirror_checkpoint_offset", "streamhouse_mirror_source_high_watermark"}) {
+    _metrics.remove(m, labels);
+  }
+  _parts.erase(it);
 }
 
 cresult<void> mirror::open_stores() {
@@ -207,7 +396,7 @@ cresult<void> mirror::open_stores() {
   if (!store) {
     return make_error(errc::storage_error, "opening " + _cfg.storage_url + ": " + store.message());
   }
-  _store = std::move(*store);
+  _store = std::shared_ptr<storage::object_store>(std::move(*store));
   return {};
 }
 
@@ -222,6 +411,12 @@ cresult<void> mirror::open_source() {
       // assign() needs no group, but librdkafka's consumer wants a group.id to start; nothing is
       // committed under it.
       {"group.id", "streamhouse-mirror-" + _cfg.name},
+      // Bigger fetches and a deeper prefetch queue than librdkafka's defaults: the mirror reads
+      // whole logs, and its commits stall the loop for a moment now and then.
+      {"fetch.max.bytes", "104857600"},
+      {"max.partition.fetch.bytes", "8388608"},
+      {"queued.max.messages.kbytes", "262144"},
+      {"queued.min.messages", "200000"},
   };
   for (const auto& [k, v] : _cfg.source_props) props[k] = v;
   for (const auto& [k, v] : props) {
@@ -238,6 +433,7 @@ cresult<void> mirror::open_source() {
   rd_kafka_poll_set_consumer(rk);
   _rk.reset(rk);
   _queue.reset(rd_kafka_queue_get_consumer(rk));
+  _admin_queue = rd_kafka_queue_new(rk);
   return {};
 }
 
@@ -254,8 +450,8 @@ bool mirror::wanted(const std::string& topic) const {
          std::regex_match(topic, std::regex(_cfg.topics_regex, std::regex::ECMAScript));
 }
 
-// Finds matching source topics and partitions not yet assigned, creates or grows their archive
-// topics and adds them to the assignment at their checkpoints.
+// Finds the matching source topics and partitions, creates or grows their archive topics, and
+// asks (asynchronously) for the source topics' retention.ms.
 cresult<void> mirror::discover() {
   const rd_kafka_metadata_t* md = nullptr;
   rd_kafka_resp_err_t e = rd_kafka_metadata(_rk.get(), 1, nullptr, &md, 10000);
@@ -264,9 +460,8 @@ cresult<void> mirror::discover() {
   }
   std::unique_ptr<const rd_kafka_metadata_t, void (*)(const rd_kafka_metadata_t*)> guard(
       md, rd_kafka_metadata_destroy);
-  rd_kafka_topic_partition_list_t* add = rd_kafka_topic_partition_list_new(16);
-  std::unique_ptr<rd_kafka_topic_partition_list_t, void (*)(rd_kafka_topic_partition_list_t*)>
-      add_guard(add, rd_kafka_topic_partition_list_destroy);
+  std::vector<part_key> found;
+  std::vector<std::string> new_topics;
   for (int i = 0; i < md->topic_cnt; ++i) {
     const auto& t = md->topics[i];
     const std::string name = t.topic;
@@ -289,35 +484,60 @@ cresult<void> mirror::discover() {
       spdlog::info("mirror {}: grew archive topic {} to {} partitions", _cfg.name, name,
                    t.partition_cnt);
     }
-    for (int p = 0; p < t.partition_cnt; ++p) {
-      const auto key = std::pair(name, t.partitions[p].id);
-      if (_parts.count(key)) continue;
-      auto cp = _meta->get_mirror_checkpoint(_cfg.name, name, key.second);
-      if (!cp) return make_error(errc::metadata_error, cp.message());
-      int64_t start = RD_KAFKA_OFFSET_BEGINNING;
-      if (*cp) start = (*cp)->next_source_offset;
-      partition_state& st = _parts[key];
-      st.topic = name;
-      st.partition = key.second;
-      st.next_offset = *cp ? start : -1;
-      st.committed_next = *cp ? start : -1;
-      rd_kafka_topic_partition_list_add(add, name.c_str(), key.second)->offset = start;
-      spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, name, key.second,
-                   *cp ? std::to_string(start) : std::string("the earliest offset"));
-    }
+    if (!_retention_ms.count(name)) new_topics.push_back(name);
+    for (int p = 0; p < t.partition_cnt; ++p) found.emplace_back(name, t.partitions[p].id);
   }
-  if (add->cnt > 0) {
-    rd_kafka_error_t* aerr = rd_kafka_incremental_assign(_rk.get(), add);
-    if (aerr) {
-      std::string msg = rd_kafka_error_string(aerr);
-      rd_kafka_error_destroy(aerr);
-      return make_error(errc::source_error, "assign: " + msg);
+  std::sort(found.begin(), found.end());
+  _wanted = std::move(found);
+  if (!new_topics.empty()) {
+    std::vector<rd_kafka_ConfigResource_t*> res;
+    for (const auto& t : new_topics) {
+      res.push_back(rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, t.c_str()));
+      _retention_ms[t] = _cfg.retention_assumed_ms;  // until (unless) the source answers
     }
+    rd_kafka_AdminOptions_t* opt =
+        rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    char err[256];
+    rd_kafka_AdminOptions_set_request_timeout(opt, 10000, err, sizeof(err));
+    rd_kafka_DescribeConfigs(_rk.get(), res.data(), res.size(), opt, _admin_queue);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_ConfigResource_destroy_array(res.data(), res.size());
   }
   return {};
 }
 
-// Writes every pending record into one ingest object and commits it with the checkpoints.
+// Handles finished admin requests (DescribeConfigs) without waiting.
+void mirror::poll_admin() {
+  while (rd_kafka_event_t* ev = rd_kafka_queue_poll(_admin_queue, 0)) {
+    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
+      if (rd_kafka_event_error(ev)) {
+        spdlog::info("mirror {}: source topic configs unavailable ({}); retention.ms assumed {}",
+                     _cfg.name, rd_kafka_event_error_string(ev), _cfg.retention_assumed_ms);
+      } else {
+        const auto* r = rd_kafka_event_DescribeConfigs_result(ev);
+        size_t n = 0;
+        const rd_kafka_ConfigResource_t** rs = rd_kafka_DescribeConfigs_result_resources(r, &n);
+        for (size_t i = 0; i < n; ++i) {
+          if (rd_kafka_ConfigResource_error(rs[i])) continue;
+          size_t ne = 0;
+          const rd_kafka_ConfigEntry_t** es = rd_kafka_ConfigResource_configs(rs[i], &ne);
+          for (size_t j = 0; j < ne; ++j) {
+            if (std::string(rd_kafka_ConfigEntry_name(es[j])) != "retention.ms") continue;
+            const char* v = rd_kafka_ConfigEntry_value(es[j]);
+            if (v) {
+              _retention_ms[rd_kafka_ConfigResource_name(rs[i])] = std::atoll(v);
+              spdlog::info("mirror {}: source topic {} has retention.ms={}", _cfg.name,
+                           rd_kafka_ConfigResource_name(rs[i]), v);
+            }
+          }
+        }
+      }
+    }
+    rd_kafka_event_destroy(ev);
+  }
+}
+
+// Builds one ingest object from every pending record and starts its PUT in the background.
 cresult<void> mirror::flush() {
   if (_pending_bytes == 0) return {};
   storage::ingest_object_builder builder(_writer_id);
@@ -326,14 +546,21 @@ cresult<void> mirror::flush() {
     int64_t last = 0;
     std::vector<metadata::batch_commit> batches;
   };
-  std::map<std::pair<std::string, int32_t>, part_summary> summaries;
-  size_t records = 0;
+  std::map<part_key, part_summary> summaries;
+  inflight_object o;
   for (auto& [key, st] : _parts) {
     if (st.pending.empty()) continue;
     part_summary& sum = summaries[key];
     sum.base = st.pending.front().offset;
     sum.last = st.pending.back().offset;
-    records += st.pending.size();
+    auto& info = o.parts[key];
+    info.last = sum.last;
+    info.records = st.pending.size();
+    for (const auto& r : st.pending) {
+      info.newest_ts = std::max(info.newest_ts, r.timestamp);
+      info.bytes += r.size;
+    }
+    o.records += st.pending.size();
     for (auto& b : rebuild_batches(st.pending, _cfg.batch_max_bytes, _cfg.compression)) {
       builder.add(st.topic, st.partition, b.bytes,
                   storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
@@ -342,14 +569,15 @@ cresult<void> mirror::flush() {
       bc.max_timestamp = b.max_timestamp;
       sum.batches.push_back(bc);
     }
+    st.pending.clear();
   }
   auto obj = builder.finish();
-  metadata::mirror_commit commit;
-  commit.fence = metadata::lease_fence{_lease_name, _lease_epoch};
+  metadata::mirror_commit& commit = o.commit;
+  commit.fence = metadata::lease_fence{_member_lease, _member_epoch};
   commit.object_key = storage::ingest_object_key("", _writer_id, ++_sequence);
   commit.object_size = obj.data.size();
   for (const auto& r : obj.ranges) {
-    const auto key = std::pair(r.topic, r.partition);
+    const auto key = part_key(r.topic, r.partition);
     const part_summary& sum = summaries.at(key);
     metadata::mirror_range mr;
     mr.range.topic = r.topic;
@@ -371,22 +599,60 @@ cresult<void> mirror::flush() {
     cp.next_source_offset = sum.last + 1;
     commit.checkpoints.push_back(std::move(cp));
   }
-  // Retries with backoff: a PUT of the same key and a repeated commit are both idempotent.
-  int64_t backoff = 50;
-  for (int attempt = 1;; ++attempt) {
-    auto put = _store->put(commit.object_key, obj.data);
-    if (put) break;
-    spdlog::warn("mirror {}: PUT {} failed (attempt {}): {}", _cfg.name, commit.object_key, attempt,
-                 put.message());
-    if (attempt >= 10) return make_error(errc::storage_error, put.message());
-    std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-    backoff = std::min<int64_t>(backoff * 2, 5000);
+  o.data = std::make_shared<const std::vector<uint8_t>>(std::move(obj.data));
+  // The PUT runs on its own thread; a PUT of the same key is idempotent, so retries are safe.
+  o.put = std::async(std::launch::async,
+                     [store = _store, key = commit.object_key, data = o.data,
+                      name = _cfg.name]() -> storage::sresult<void> {
+                       int64_t backoff = 50;
+                       for (int attempt = 1;; ++attempt) {
+                         auto put = store->put(key, *data);
+                         if (put || attempt >= 10) return put;
+                         spdlog::warn("mirror {}: PUT {} failed (attempt {}): {}", name, key,
+                                      attempt, put.message());
+                         std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+                         backoff = std::min<int64_t>(backoff * 2, 5000);
+                       }
+                     });
+  _inflight.push_back(std::move(o));
+  _pending_bytes = 0;
+  _pending_since = -1;
+  return {};
+}
+
+// Commits finished objects in sequence order: all of them (`all`), else those whose PUT is done
+// plus enough to keep at most put.concurrency objects in flight.
+cresult<void> mirror::drain(bool all) {
+  while (!_inflight.empty()) {
+    inflight_object& o = _inflight.front();
+    const bool must = all || _inflight.size() > static_cast<size_t>(_cfg.put_concurrency);
+    if (!must && o.put.wait_for(std::chrono::seconds(0)) != std::future_status::ready) break;
+    auto r = commit_one(o);
+    if (!r) {
+      if (r.message().rfind("conflict:", 0) == 0) {
+        resync_inflight(r.message());
+        continue;
+      }
+      return r;
+    }
+    _inflight.pop_front();
   }
-  backoff = 50;
+  return {};
+}
+
+cresult<void> mirror::commit_one(inflight_object& o) {
+  auto put = o.put.get();
+  if (!put) return make_error(errc::storage_error, put.message());
+  const metadata::mirror_commit& commit = o.commit;
+  int64_t backoff = 50;
   for (int attempt = 1;; ++attempt) {
     auto c = _meta->commit_mirror_object(commit);
     if (c) break;
     if (c.code() == metadata::errc::fenced) return make_error(errc::fenced, c.message());
+    if (c.code() == metadata::errc::conflict) {
+      return make_error(errc::metadata_error,
+                        "conflict: " + commit.object_key + ": " + c.message());
+    }
     if (c.code() != metadata::errc::io_error && c.code() != metadata::errc::busy) {
       return make_error(errc::metadata_error,
                         "committing " + commit.object_key + ": " + c.message());
@@ -397,100 +663,439 @@ cresult<void> mirror::flush() {
     std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
     backoff = std::min<int64_t>(backoff * 2, 5000);
   }
-  for (auto& [key, st] : _parts) {
-    if (!st.pending.empty()) st.committed_next = st.pending.back().offset + 1;
-    st.pending.clear();
+  for (const auto& [key, info] : o.parts) {
+    auto it = _parts.find(key);
+    if (it == _parts.end()) continue;
+    partition_state& st = it->second;
+    st.committed_next = info.last + 1;
+    st.newest_committed_ts = std::max(st.newest_committed_ts, info.newest_ts);
+    st.records += info.records;
+    st.bytes += info.bytes;
+    if (st.records > 0) st.avg_record_bytes = static_cast<double>(st.bytes) / st.records;
+    // The next uncommitted record's timestamp: the first pending one, if any is read.
+    st.oldest_uncommitted_ts = st.pending.empty() ? -1 : st.pending.front().timestamp;
+    for (const auto& later : _inflight) {
+      auto p = later.parts.find(key);
+      if (&later != &o && p != later.parts.end()) {
+        st.oldest_uncommitted_ts = -1;  // unknown exactly; the in-flight objects are newer
+        break;
+      }
+    }
+    _metrics.add("streamhouse_mirror_records_total", part_labels(st),
+                 static_cast<double>(info.records));
+    _metrics.add("streamhouse_mirror_bytes_total", part_labels(st),
+                 static_cast<double>(info.bytes));
   }
-  _records_total += records;
+  _records_total += o.records;
   _bytes_total += commit.object_size;
+  _metrics.add("streamhouse_mirror_commits_total", {}, 1);
   spdlog::debug("mirror {}: committed {} ({} bytes, {} records)", _cfg.name, commit.object_key,
-                commit.object_size, records);
-  _pending_bytes = 0;
-  _pending_since = -1;
+                commit.object_size, o.records);
   return {};
 }
 
+// Someone else wrote offsets we were about to commit (two processes briefly on one partition).
+// Offsets are the source's, so nothing is lost: every object still in flight is abandoned (a later
+// one must never commit past a hole), and their partitions restart from the archive's checkpoint.
+void mirror::resync_inflight(const std::string& why) {
+  spdlog::warn("mirror {}: {}; re-reading the checkpoints of the partitions in flight", _cfg.name,
+               why);
+  std::set<part_key> parts;
+  for (auto& o : _inflight) {
+    if (o.put.valid()) (void)o.put.get();
+    for (const auto& [k, info] : o.parts) parts.insert(k);
+  }
+  _inflight.clear();
+  for (const auto& k : parts) {
+    auto it = _parts.find(k);
+    if (it == _parts.end()) continue;
+    const int64_t epoch = it->second.lease_epoch;
+    drop_partition(k, false);
+    if (auto r = add_partition(k, epoch); !r) {
+      spdlog::warn("mirror {}: re-adding {}-{}: {}", _cfg.name, k.first, k.second, r.message());
+    }
+  }
+}
+
+// Copies the committed offsets of the source groups matching groups.regex into the archive for
+// the partitions this process copies, at offsets it has already mirrored. A group is left alone
+// while it is active on the archive: its coordinator lease "group/<id>" is held by a broker
+// (members, or requests in the last minute), or the archive holds offsets for it that the mirror
+// did not write (their commit metadata is not mirror_group_marker()): its consumers moved.
+void mirror::sync_groups() {
+  if (_cfg.groups_regex.empty() && _cfg.groups.empty()) return;
+  if (_parts.empty()) return;
+  std::set<std::string> candidates(_cfg.groups.begin(), _cfg.groups.end());
+  {
+    rd_kafka_AdminOptions_t* opt =
+        rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+    char err[256];
+    rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof(err));
+    rd_kafka_queue_t* q = rd_kafka_queue_new(_rk.get());
+    rd_kafka_ListConsumerGroups(_rk.get(), opt, q);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 6000);
+    if (ev && !rd_kafka_event_error(ev)) {
+      const auto* r = rd_kafka_event_ListConsumerGroups_result(ev);
+      size_t n = 0;
+      const rd_kafka_ConsumerGroupListing_t** gs = rd_kafka_ListConsumerGroups_result_valid(r, &n);
+      for (size_t i = 0; i < n; ++i) {
+        candidates.insert(rd_kafka_ConsumerGroupListing_group_id(gs[i]));
+      }
+      size_t ne = 0;
+      rd_kafka_ListConsumerGroups_result_errors(r, &ne);
+      if (ne > 0 && !_list_groups_unsupported_logged) {
+        spdlog::info("mirror {}: the source could not list its groups; syncing the ids in 'groups'",
+                     _cfg.name);
+        _list_groups_unsupported_logged = true;
+      }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+  }
+  const std::string marker = mirror_group_marker(_cfg.name);
+  const std::regex re(_cfg.groups_regex.empty() ? std::string(".*") : _cfg.groups_regex,
+                      std::regex::ECMAScript);
+  for (const auto& g : candidates) {
+    if (!std::regex_match(g, re) || g == "streamhouse-mirror-" + _cfg.name) continue;
+    if (_moved_groups.count(g)) continue;
+    // The source group's offsets for our partitions.
+    rd_kafka_topic_partition_list_t* parts =
+        rd_kafka_topic_partition_list_new(static_cast<int>(_parts.size()));
+    for (const auto& [k, st] : _parts)
+      rd_kafka_topic_partition_list_add(parts, k.first.c_str(), k.second);
+    rd_kafka_ListConsumerGroupOffsets_t* req =
+        rd_kafka_ListConsumerGroupOffsets_new(g.c_str(), parts);
+    rd_kafka_topic_partition_list_destroy(parts);
+    rd_kafka_AdminOptions_t* opt =
+        rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
+    char err[256];
+    rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof(err));
+    rd_kafka_queue_t* q = rd_kafka_queue_new(_rk.get());
+    rd_kafka_ListConsumerGroupOffsets(_rk.get(), &req, 1, opt, q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_AdminOptions_destroy(opt);
+    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 6000);
+    std::map<part_key, int64_t> source;
+    if (ev && !rd_kafka_event_error(ev)) {
+      const auto* r = rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+      size_t n = 0;
+      const rd_kafka_group_result_t** gr = rd_kafka_ListConsumerGroupOffsets_result_groups(r, &n);
+      for (size_t i = 0; i < n; ++i) {
+        const auto* pl = rd_kafka_group_result_partitions(gr[i]);
+        for (int j = 0; pl && j < pl->cnt; ++j) {
+          const auto& e = pl->elems[j];
+          if (e.err || e.offset < 0) continue;
+          auto it = _parts.find(part_key(e.topic, e.partition));
+          // Only offsets already in the archive: a consumer moved there must find its record.
+          if (it == _parts.end() || it->second.committed_next < e.offset) continue;
+          source[it->first] = e.offset;
+        }
+      }
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    if (source.empty()) continue;
+    auto& last = _synced[g];
+    bool changed = false;
+    for (const auto& [k, off] : source) {
+      if (!last.count(k) || last[k] != off) changed = true;
+    }
+    if (!changed) continue;
+    // Arbitrate with the archive's group coordinators through the group's lease.
+    const std::string lease_name = "group/" + g;
+    auto l = _meta->acquire_lease(lease_name, _writer_id,
+                                  std::max<int64_t>(_cfg.lease_timeout_ms, 5000));
+    if (!l) {
+      spdlog::warn("mirror {}: group {}: lease: {}", _cfg.name, g, l.message());
+      continue;
+    }
+    if (l->owner != _writer_id) {
+      if (_active_groups.insert(g).second) {
+        spdlog::info("mirror {}: group {} is active on the archive (coordinated by {}); not synced "
+                     "while it is",
+                     _cfg.name, g, l->owner);
+      }
+      continue;
+    }
+    _active_groups.erase(g);
+    auto archived = _meta->fetch_group_offsets(g);
+    bool moved = false;
+    if (archived) {
+      for (const auto& a : *archived) {
+        if (a.offset >= 0 && a.metadata != marker) moved = true;
+      }
+    }
+    if (moved) {
+      spdlog::info(
+          "mirror {}: group {} has offsets committed on the archive by its own "
+          "consumers; no longer synced",
+          _cfg.name, g);
+      _moved_groups.insert(g);
+    } else if (archived) {
+      std::vector<metadata::group_offset> offs;
+      for (const auto& [k, off] : source) {
+        metadata::group_offset go;
+        go.topic = k.first;
+        go.partition = k.second;
+        go.offset = off;
+        go.metadata = marker;
+        offs.push_back(go);
+      }
+      auto c = _meta->commit_group_offsets(g, offs, metadata::lease_fence{l->name, l->epoch});
+      if (c) {
+        for (const auto& [k, off] : source) last[k] = off;
+        _metrics.add("streamhouse_mirror_group_offsets_synced_total", {{"group", g}},
+                     static_cast<double>(offs.size()));
+        spdlog::info("mirror {}: group {}: {} offset(s) synced", _cfg.name, g, offs.size());
+      } else {
+        spdlog::warn("mirror {}: group {}: commit: {}", _cfg.name, g, c.message());
+      }
+    }
+    (void)_meta->release_lease(l->name, _writer_id, l->epoch);
+  }
+}
+
+// Per-partition gauges from librdkafka's cached watermarks (no request), and with `log`, the
+// periodic log lines.
+void mirror::update_metrics(bool log) {
+  const int64_t wall = wall_ms();
+  int64_t lag_total = 0;
+  std::vector<std::string> lines;
+  for (const auto& [key, st] : _parts) {
+    int64_t low = 0, high = 0;
+    if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) !=
+            RD_KAFKA_RESP_ERR_NO_ERROR ||
+        high < 0) {
+      continue;
+    }
+    const auto labels = part_labels(st);
+    const int64_t lag = std::max<int64_t>(0, high - std::max(low, st.committed_next));
+    lag_total += lag;
+    const double lag_bytes = static_cast<double>(lag) * st.avg_record_bytes;
+    _metrics.set("streamhouse_mirror_lag_records", labels, static_cast<double>(lag));
+    _metrics.set("streamhouse_mirror_lag_bytes", labels, lag_bytes);
+    _metrics.set("streamhouse_mirror_source_high_watermark", labels, static_cast<double>(high));
+    _metrics.set("streamhouse_mirror_checkpoint_offset", labels,
+                 static_cast<double>(st.committed_next));
+    double age = -1;
+    if (st.newest_committed_ts >= 0) {
+      age = std::max<double>(0, (wall - st.newest_committed_ts) / 1000.0);
+      _metrics.set("streamhouse_mirror_newest_record_age_seconds", labels, age);
+    }
+    // Time before the source's retention deletes the oldest record not yet mirrored. The oldest
+    // un-mirrored record is the first one read and not committed, or, when none is read yet,
+    // at least as new as the newest committed one.
+    double left = -1;
+    auto rit = _retention_ms.find(st.topic);
+    const int64_t retention = rit == _retention_ms.end() ? -1 : rit->second;
+    if (retention >= 0) {
+      if (lag == 0) {
+        left = retention / 1000.0;
+      } else {
+        int64_t oldest =
+            st.oldest_uncommitted_ts >= 0 ? st.oldest_uncommitted_ts : st.newest_committed_ts;
+        if (oldest >= 0) left = (oldest + retention - wall) / 1000.0;
+      }
+      if (left > -1 || lag == 0) {
+        _metrics.set("streamhouse_mirror_retention_left_seconds", labels, left);
+      }
+    }
+    if (log && lag > 0) {
+      lines.push_back(fmt::format(
+          "{}-{} lag {} records (~{:.0f} bytes), newest mirrored {} old, "
+          "retention left {}",
+          st.topic, st.partition, lag, lag_bytes,
+          age < 0 ? std::string("-") : fmt::format("{:.1f}s", age),
+          left == -1 && retention < 0 ? std::string("unknown") : fmt::format("{:.0f}s", left)));
+    }
+  }
+  _metrics.set("streamhouse_mirror_lag_records_sum", {}, static_cast<double>(lag_total));
+  const int64_t t = now_ms();
+  if (_rate_at == 0) {
+    _rate_at = t;
+    _rate_records = _records_total;
+    _rate_bytes = _bytes_total;
+  }
+  if (log) {
+    const double secs = std::max<double>(1, t - _rate_at) / 1000.0;
+    const double rps = (_records_total - _rate_records) / secs;
+    const double bps = (_bytes_total - _rate_bytes) / secs;
+    _metrics.set("streamhouse_mirror_records_per_second", {}, rps);
+    _metrics.set("streamhouse_mirror_bytes_per_second", {}, bps);
+    spdlog::info(
+        "mirror {}: {} records ({} bytes) mirrored; {:.0f} records/s, {:.2f} MB/s; lag {} records "
+        "over {} partitions ({} members)",
+        _cfg.name, _records_total, _bytes_total, rps, bps / 1e6, lag_total, _parts.size(),
+        _members);
+    for (size_t i = 0; i < lines.size() && i < 20; ++i) {
+      spdlog::info("mirror {}: {}", _cfg.name, lines[i]);
+    }
+    if (lines.size() > 20) {
+      spdlog::info("mirror {}: ... and {} more lagging partitions", _cfg.name, lines.size() - 20);
+    }
+    _rate_at = t;
+    _rate_records = _records_total;
+    _rate_bytes = _bytes_total;
+  }
+  // "caught up": every partition we copy has its checkpoint at the source's end (the bench and
+  // the tests wait for this line).
+  if (!_parts.empty() && _pending_bytes == 0 && _inflight.empty()) {
+    bool all = true;
+    for (const auto& [key, st] : _parts) {
+      int64_t low = 0, high = -1;
+      if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) ||
+          high < 0 || st.committed_next < high) {
+        all = false;
+        break;
+      }
+    }
+    if (all && !_caught_up_logged) {
+      spdlog::info("mirror {}: caught up: {} partitions at the source's end, {} records mirrored",
+                   _cfg.name, _parts.size(), _records_total);
+      _caught_up_logged = true;
+    } else if (!all) {
+      _caught_up_logged = false;
+    }
+  }
+}
+
 cresult<void> mirror::run() {
+  (void)_metrics.declare("streamhouse_mirror_records_total", metrics::metric_type::counter,
+                         "Records committed into the archive.");
+  (void)_metrics.declare("streamhouse_mirror_bytes_total", metrics::metric_type::counter,
+                         "Record bytes (key, value, headers) committed into the archive.");
+  (void)_metrics.declare("streamhouse_mirror_commits_total", metrics::metric_type::counter,
+                         "Objects committed.");
+  (void)_metrics.declare("streamhouse_mirror_lag_records", metrics::metric_type::gauge,
+                         "Source high watermark minus the archive checkpoint.");
+  (void)_metrics.declare("streamhouse_mirror_lag_bytes", metrics::metric_type::gauge,
+                         "Lag in records times the partition's mean mirrored record size.");
+  (void)_metrics.declare("streamhouse_mirror_newest_record_age_seconds",
+                         metrics::metric_type::gauge,
+                         "Age of the newest record mirrored (by its timestamp).");
+  (void)_metrics.declare(
+      "streamhouse_mirror_retention_left_seconds", metrics::metric_type::gauge,
+      "Time before the source's retention.ms deletes the oldest record not yet mirrored.");
+  (void)_metrics.declare("streamhouse_mirror_records_per_second", metrics::metric_type::gauge,
+                         "Records committed per second over the last log interval.");
+  (void)_metrics.declare("streamhouse_mirror_bytes_per_second", metrics::metric_type::gauge,
+                         "Object bytes committed per second over the last log interval.");
+  (void)_metrics.declare("streamhouse_mirror_group_offsets_synced_total",
+                         metrics::metric_type::counter, "Group offsets copied to the archive.");
+  if (!_cfg.metrics_listener.empty()) {
+    auto l = metrics::http_listener::start(_cfg.metrics_listener, _metrics);
+    if (!l) return make_error(errc::invalid_config, "metrics.listener: " + l.message());
+    _listener = std::move(*l);
+    spdlog::info("mirror {}: metrics on {} (port {})", _cfg.name, _cfg.metrics_listener,
+                 _listener->port());
+  }
   if (auto r = open_stores(); !r) return r;
   if (auto r = open_source(); !r) return r;
   _writer_id = "mirror-" + key_safe(_cfg.name) + "-" + random_hex(12);
   {
-    auto held = acquire_lease();
-    if (!held) return held.error();
-    if (!*held) return {};  // stopped while standing by
+    auto joined = join();
+    if (!joined) return joined.error();
+    if (!*joined) return {};  // stopped while waiting for a slot
   }
   if (auto r = discover(); !r) return r;
+  if (auto r = balance(); !r) return r;
   int64_t last_discovery = now_ms();
+  int64_t last_balance = now_ms();
   int64_t last_log = now_ms();
-  uint64_t logged_total = 0;
-  uint64_t logged_bytes = 0;
+  int64_t last_metrics = now_ms();
+  int64_t last_groups = now_ms() - _cfg.group_sync_interval_ms + 500;
+  cresult<void> result;
   while (!_stop.load()) {
     int timeout = 100;
     if (_pending_since >= 0) {
       timeout =
           static_cast<int>(std::clamp<int64_t>(_pending_since + _cfg.flush_ms - now_ms(), 0, 100));
     }
-    // Up to 1000 messages per wake-up: far fewer queue round trips than one poll per record.
-    rd_kafka_message_t* msgs[1000];
-    const ssize_t n = rd_kafka_consume_batch_queue(_queue.get(), timeout, msgs, 1000);
+    rd_kafka_message_t* msgs[2000];
+    const ssize_t n = rd_kafka_consume_batch_queue(_queue.get(), timeout, msgs, 2000);
     cresult<void> taken;
     for (ssize_t k = 0; k < n; ++k) {
       if (taken) taken = take(msgs[k]);
       rd_kafka_message_destroy(msgs[k]);
     }
-    if (!taken) return taken;
+    if (!taken) {
+      result = taken;
+      break;
+    }
     if (_pending_bytes >= _cfg.flush_bytes ||
         (_pending_since >= 0 && now_ms() - _pending_since >= _cfg.flush_ms)) {
-      if (auto r = flush(); !r) return r;
+      if (auto r = flush(); !r) {
+        result = r;
+        break;
+      }
     }
-    if (auto r = renew_lease(); !r) return r;
-    if (now_ms() - last_discovery >= _cfg.discovery_interval_ms) {
+    if (auto r = drain(false); !r) {
+      result = r;
+      break;
+    }
+    const int64_t t = now_ms();
+    // Below our share, look for free partitions more often than the renewal period.
+    const int64_t balance_every = _parts.size() * static_cast<size_t>(_members) < _wanted.size()
+                                      ? std::min<int64_t>(_cfg.lease_timeout_ms / 3, 1000)
+                                      : _cfg.lease_timeout_ms / 3;
+    if (t - last_balance >= balance_every) {
+      if (auto r = balance(); !r) {
+        result = r;
+        break;
+      }
+      last_balance = t;
+    }
+    if (t - last_discovery >= _cfg.discovery_interval_ms) {
       if (auto r = discover(); !r) {
-        if (r.code() != errc::source_error) return r;
+        if (r.code() != errc::source_error) {
+          result = r;
+          break;
+        }
         spdlog::warn("mirror {}: {}", _cfg.name, r.message());
       }
-      last_discovery = now_ms();
+      last_discovery = t;
     }
-    if (now_ms() - last_log >= 10000) {
-      // Lag from librdkafka's cached watermarks (no request): records between the archive's
-      // checkpoint and the source's high watermark.
-      int64_t lag_total = 0, lag_max = -1;
-      std::string lag_max_part;
-      for (const auto& [key, st] : _parts) {
-        int64_t low = 0, high = 0;
-        if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low,
-                                           &high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
-            high < 0) {
-          continue;
-        }
-        const int64_t lag = std::max<int64_t>(0, high - std::max(low, st.committed_next));
-        lag_total += lag;
-        if (lag > lag_max) {
-          lag_max = lag;
-          lag_max_part = st.topic + "-" + std::to_string(st.partition);
-        }
-      }
-      const double secs = std::max<double>(1, now_ms() - last_log) / 1000.0;
-      spdlog::info(
-          "mirror {}: {} records ({} bytes) mirrored; {:.0f} records/s, {:.2f} MB/s; lag {} "
-          "records (largest {} in {})",
-          _cfg.name, _records_total, _bytes_total, (_records_total - logged_total) / secs,
-          (_bytes_total - logged_bytes) / secs / 1e6, lag_total, std::max<int64_t>(lag_max, 0),
-          lag_max_part.empty() ? "-" : lag_max_part);
-      logged_total = _records_total;
-      logged_bytes = _bytes_total;
-      last_log = now_ms();
+    poll_admin();
+    if (t - last_groups >= _cfg.group_sync_interval_ms) {
+      sync_groups();
+      last_groups = now_ms();
+    }
+    if (t - last_metrics >= 200) {
+      const bool log = t - last_log >= _cfg.metrics_log_interval_ms;
+      update_metrics(log);
+      if (log) last_log = t;
+      last_metrics = t;
     }
   }
-  if (auto r = flush(); !r) return r;
-  if (auto r = _meta->release_lease(_lease_name, _writer_id, _lease_epoch); !r) {
-    spdlog::warn("mirror {}: releasing lease {}: {}", _cfg.name, _lease_name, r.message());
+  if (result) {
+    if (auto r = flush(); !r) result = r;
   }
-  spdlog::info("mirror {}: stopped after {} records", _cfg.name, _records_total);
-  return {};
+  if (result) {
+    if (auto r = drain(true); !r) result = r;
+  } else {
+    for (auto& o : _inflight) {
+      if (o.put.valid()) (void)o.put.get();  // never leave a PUT thread behind
+    }
+    _inflight.clear();
+  }
+  if (result) {
+    // A clean stop hands everything over at once.
+    std::vector<part_key> keys;
+    for (const auto& [k, st] : _parts) keys.push_back(k);
+    for (const auto& k : keys) drop_partition(k, true);
+    (void)_meta->release_lease(_member_lease, _writer_id, _member_epoch);
+    spdlog::info("mirror {}: stopped after {} records", _cfg.name, _records_total);
+  }
+  if (_listener) _listener->stop();
+  return result;
 }
 
 }  // namespace
+
+std::string mirror_group_marker(const std::string& mirror_name) {
+  return "streamhouse-mirror:" + mirror_name;
+}
 
 cresult<void> run_mirror(const mirror_config& config, const std::atomic<bool>& stop) {
   mirror m(config, stop);

@@ -1,4 +1,5 @@
 #include <charconv>
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <regex>
@@ -80,6 +81,21 @@ const key_doc k_keys[] = {
     {"lease.timeout.ms", "15000",
      "The mirror holds the lease 'mirror:<mirror.name>' for this long, renewed every third of it; "
      "a standby process with the same mirror.name takes over this long after the holder died."},
+    {"mirror.max.members", "64",
+     "Most processes sharing one mirror.name (member slots 'mirror:<name>/member/<k>')."},
+    {"put.concurrency", "4", "Ingest-object PUTs in flight (commits stay in order)."},
+    {"groups", "",
+     "Comma-separated source group ids to sync even when the source cannot list "
+     "groups (they must still match groups.regex when it is set)."},
+    {"groups.regex", "",
+     "ECMAScript regex; committed offsets of matching source groups are copied 1:1 into the "
+     "archive (groups active on the archive are left alone)."},
+    {"group.sync.interval.ms", "5000", "How often group offsets are synced."},
+    {"metrics.listener", "", "host:port serving Prometheus metrics at GET /metrics."},
+    {"metrics.log.interval.ms", "10000", "Period of the lag/throughput log lines."},
+    {"retention.assumed.ms", "-1",
+     "retention.ms to assume for source topics whose config DescribeConfigs cannot read "
+     "(-1: unknown, no retention-left metric)."},
     {"log.level", "info", "trace debug info warn error."},
 };
 
@@ -160,6 +176,32 @@ cresult<mirror_config> parse_mirror_config(const std::map<std::string, std::stri
     } else if (key == "lease.timeout.ms") {
       MIRROR_TRY(v, parse_int(key, value, 1000, int64_t{3600} * 1000));
       c.lease_timeout_ms = v;
+    } else if (key == "mirror.max.members") {
+      MIRROR_TRY(v, parse_int(key, value, 1, 1024));
+      c.max_members = static_cast<int>(v);
+    } else if (key == "put.concurrency") {
+      MIRROR_TRY(v, parse_int(key, value, 1, 64));
+      c.put_concurrency = static_cast<int>(v);
+    } else if (key == "groups") {
+      std::stringstream ss(value);
+      std::string g;
+      while (std::getline(ss, g, ',')) {
+        g = trim(g);
+        if (!g.empty()) c.groups.push_back(g);
+      }
+    } else if (key == "groups.regex") {
+      c.groups_regex = value;
+    } else if (key == "group.sync.interval.ms") {
+      MIRROR_TRY(v, parse_int(key, value, 100, int64_t{24} * 3600 * 1000));
+      c.group_sync_interval_ms = v;
+    } else if (key == "metrics.listener") {
+      c.metrics_listener = value;
+    } else if (key == "metrics.log.interval.ms") {
+      MIRROR_TRY(v, parse_int(key, value, 100, int64_t{24} * 3600 * 1000));
+      c.metrics_log_interval_ms = v;
+    } else if (key == "retention.assumed.ms") {
+      MIRROR_TRY(v, parse_int(key, value, -1, INT64_MAX));
+      c.retention_assumed_ms = v;
     } else if (key == "log.level") {
       c.log_level = value;
     } else {
@@ -177,6 +219,7 @@ cresult<mirror_config> parse_mirror_config(const std::map<std::string, std::stri
   if (c.storage_url.empty()) return make_error(errc::invalid_config, "storage.url is required");
   MIRROR_TRY_VOID(check_regex("topics.regex", c.topics_regex));
   MIRROR_TRY_VOID(check_regex("topics.exclude", c.topics_exclude));
+  MIRROR_TRY_VOID(check_regex("groups.regex", c.groups_regex));
   if (!c.source_props.count("isolation.level"))
     c.source_props["isolation.level"] = "read_committed";
   if (c.s3_access_key.empty()) {

@@ -3,7 +3,9 @@
 // is produced, then serves until SIGTERM or SIGINT.
 //
 //   sh_mirror_mock_source [--topic NAME] [--partitions N] [--rounds N] [--bulk N]
+//                         [--markers] [--value-size BYTES] [--bulk-codec none|gzip|snappy|lz4|zstd]
 //   sh_mirror_mock_source --dump BOOTSTRAP TOPIC
+//   sh_mirror_mock_source --commit BOOTSTRAP GROUP TOPIC P:OFFSET[,P:OFFSET...]
 //
 // --dump reads every partition of TOPIC on any Kafka-protocol server (the mock, or the
 // StreamHouse broker) to its end and prints one line per record, exact where kcat is not (null
@@ -14,16 +16,24 @@
 // Per codec (none, gzip, snappy, lz4, zstd) and partition, --rounds rounds of: a keyed record
 // with headers (duplicate keys, an empty and a null header value), a null-key record, an empty-key
 // record with an empty value, and a tombstone; explicit create timestamps. Then --bulk keyed
-// records spread over the partitions (for kill -9 tests). A second topic "<NAME>-ignored" is
-// produced to but must not be mirrored.
+// records spread over the partitions (for kill -9 tests). --markers puts ABORT control batches
+// (transaction markers) after each codec's records: offsets no consumer sees, gaps to preserve. A
+// second topic "<NAME>-ignored" is produced to but must not be mirrored.
+#include <arpa/inet.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
+
+#include "sh/common/crc32c.h"
 
 namespace {
 
@@ -31,7 +41,7 @@ volatile std::sig_atomic_t stop_requested = 0;
 void on_signal(int) { stop_requested = 1; }
 
 bool produce_all(const char* bootstraps, const char* codec, const std::string& topic,
-                 int partitions, int rounds, int bulk, int64_t* ts) {
+                 int partitions, int rounds, int bulk, int64_t* ts, size_t value_size = 0) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof(err)) ||
@@ -84,7 +94,8 @@ bool produce_all(const char* bootstraps, const char* codec, const std::string& t
   }
   for (int i = 0; i < bulk; ++i) {
     std::string k = "bulk-" + std::to_string(i);
-    std::string v = "bulk-value-" + std::to_string(i) + std::string(100, 'b');
+    std::string v = "bulk-value-" + std::to_string(i);
+    v.resize(value_size ? value_size : v.size() + 100, 'b');
     send(topic, i % partitions, k.data(), k.size(), v.data(), v.size(), (i % 3) == 0);
     if ((i & 1023) == 0) rd_kafka_poll(p, 0);
   }
@@ -92,6 +103,121 @@ bool produce_all(const char* bootstraps, const char* codec, const std::string& t
   const bool ok = rd_kafka_outq_len(p) == 0;
   rd_kafka_destroy(p);
   return ok;
+}
+
+// ---- transaction markers (--markers) ----
+// librdkafka 2.0.2's mock writes no control batches for EndTxn, so a committed or aborted
+// transaction leaves no gap there. A raw Produce of an ABORT control batch makes one: a
+// read_committed (or any) consumer never sees the marker's offset, exactly as after a real
+// aborted transaction's marker.
+void put_be(std::vector<uint8_t>& b, uint64_t v, int n) {
+  for (int i = n - 1; i >= 0; --i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
+}
+void put_varint(std::vector<uint8_t>& b, int64_t v) {
+  uint64_t z = (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+  while (z >= 0x80) {
+    b.push_back(static_cast<uint8_t>(z | 0x80));
+    z >>= 7;
+  }
+  b.push_back(static_cast<uint8_t>(z));
+}
+
+std::vector<uint8_t> abort_marker_batch(int64_t ts) {
+  std::vector<uint8_t> rec;
+  rec.push_back(0);    // attributes
+  put_varint(rec, 0);  // timestamp delta
+  put_varint(rec, 0);  // offset delta
+  put_varint(rec, 4);  // key: version 0, type 0 (ABORT)
+  put_be(rec, 0, 2);
+  put_be(rec, 0, 2);
+  put_varint(rec, 6);  // value: version 0, coordinator epoch 0
+  put_be(rec, 0, 2);
+  put_be(rec, 0, 4);
+  put_varint(rec, 0);         // headers
+  std::vector<uint8_t> body;  // from attributes on: what the CRC covers
+  put_be(body, 0x30, 2);      // control | transactional
+  put_be(body, 0, 4);         // last offset delta
+  put_be(body, static_cast<uint64_t>(ts), 8);
+  put_be(body, static_cast<uint64_t>(ts), 8);
+  put_be(body, static_cast<uint64_t>(-1), 8);  // producer id: none (the mock checks known ids)
+  put_be(body, static_cast<uint64_t>(-1), 2);
+  put_be(body, static_cast<uint64_t>(-1), 4);
+  put_be(body, 1, 4);  // one record
+  std::vector<uint8_t> len;
+  put_varint(len, static_cast<int64_t>(rec.size()));
+  body.insert(body.end(), len.begin(), len.end());
+  body.insert(body.end(), rec.begin(), rec.end());
+  std::vector<uint8_t> b;
+  put_be(b, 0, 8);                                               // base offset
+  put_be(b, static_cast<uint64_t>(4 + 1 + 4 + body.size()), 4);  // batch length
+  put_be(b, static_cast<uint64_t>(-1), 4);                       // leader epoch
+  b.push_back(2);                                                // magic
+  put_be(b, sh::crc32c(body), 4);
+  b.insert(b.end(), body.begin(), body.end());
+  return b;
+}
+
+// One Produce v3 request carrying an abort marker into topic/partition; true on success.
+bool produce_marker(const char* bootstrap, const std::string& topic, int partition, int64_t ts) {
+  std::string host = bootstrap;
+  const auto colon = host.rfind(':');
+  const std::string port = host.substr(colon + 1);
+  host.resize(colon);
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* res = nullptr;
+  if (getaddrinfo(host.c_str(), port.c_str(), &hints, &res) != 0) return false;
+  const int fd = socket(res->ai_family, SOCK_STREAM, 0);
+  const bool connected = fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0;
+  freeaddrinfo(res);
+  if (!connected) return false;
+  std::vector<uint8_t> req;
+  put_be(req, 0, 2);  // Produce
+  put_be(req, 3, 2);  // v3
+  put_be(req, 7, 4);  // correlation id
+  put_be(req, 4, 2);
+  req.insert(req.end(), {'m', 'o', 'c', 'k'});
+  put_be(req, static_cast<uint64_t>(-1), 2);  // transactional id: null
+  put_be(req, 1, 2);                          // acks
+  put_be(req, 10000, 4);
+  put_be(req, 1, 4);
+  put_be(req, topic.size(), 2);
+  req.insert(req.end(), topic.begin(), topic.end());
+  put_be(req, 1, 4);
+  put_be(req, static_cast<uint64_t>(partition), 4);
+  const auto batch = abort_marker_batch(ts);
+  put_be(req, batch.size(), 4);
+  req.insert(req.end(), batch.begin(), batch.end());
+  std::vector<uint8_t> frame;
+  put_be(frame, req.size(), 4);
+  frame.insert(frame.end(), req.begin(), req.end());
+  bool ok = write(fd, frame.data(), frame.size()) == static_cast<ssize_t>(frame.size());
+  uint8_t resp[512];
+  size_t got = 0;
+  while (ok && got < 4) {
+    const ssize_t n = read(fd, resp + got, sizeof(resp) - got);
+    if (n <= 0)
+      ok = false;
+    else
+      got += static_cast<size_t>(n);
+  }
+  const size_t want = ok ? 4 + ((size_t{resp[0]} << 24) | (size_t{resp[1]} << 16) |
+                                (size_t{resp[2]} << 8) | resp[3])
+                         : 0;
+  while (ok && got < want && got < sizeof(resp)) {
+    const ssize_t n = read(fd, resp + got, sizeof(resp) - got);
+    if (n <= 0)
+      ok = false;
+    else
+      got += static_cast<size_t>(n);
+  }
+  close(fd);
+  // corr(4) topics(4) name(2+n) partitions(4) index(4) error(2)
+  const size_t err_at = 4 + 4 + 4 + 2 + topic.size() + 4 + 4;
+  if (!ok || got < err_at + 2) return false;
+  const int err = (resp[err_at] << 8) | resp[err_at + 1];
+  if (err != 0) std::fprintf(stderr, "marker produce: error %d\n", err);
+  return err == 0;
 }
 
 std::string hex_or_null(const void* p, size_t n) {
@@ -178,14 +304,54 @@ int dump(const char* bootstrap, const std::string& topic) {
   return 0;
 }
 
+// Commits offsets for GROUP (a simple consumer commit, no membership), "P:OFFSET,..." on TOPIC.
+int commit_offsets(const char* bootstrap, const char* group, const char* topic, const char* spec) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstrap, err, sizeof(err)) ||
+      rd_kafka_conf_set(conf, "group.id", group, err, sizeof(err))) {
+    std::fprintf(stderr, "conf: %s\n", err);
+    return 1;
+  }
+  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+  if (!rk) return 1;
+  rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(4);
+  std::string s = spec;
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t comma = s.find(',', pos);
+    if (comma == std::string::npos) comma = s.size();
+    const std::string item = s.substr(pos, comma - pos);
+    const size_t colon = item.find(':');
+    if (colon == std::string::npos) return 2;
+    rd_kafka_topic_partition_list_add(list, topic, std::atoi(item.substr(0, colon).c_str()))
+        ->offset = std::atoll(item.substr(colon + 1).c_str());
+    pos = comma + 1;
+  }
+  const rd_kafka_resp_err_t e = rd_kafka_commit(rk, list, 0);
+  rd_kafka_topic_partition_list_destroy(list);
+  rd_kafka_destroy(rk);
+  if (e) {
+    std::fprintf(stderr, "commit: %s\n", rd_kafka_err2str(e));
+    return 1;
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc == 4 && !std::strcmp(argv[1], "--dump")) return dump(argv[2], argv[3]);
+  if (argc == 6 && !std::strcmp(argv[1], "--commit")) {
+    return commit_offsets(argv[2], argv[3], argv[4], argv[5]);
+  }
   std::string topic = "mirrored";
   int partitions = 3;
   int rounds = 20;
   int bulk = 0;
+  bool markers = false;
+  size_t value_size = 0;
+  const char* bulk_codec = "lz4";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--topic") && i + 1 < argc) {
       topic = argv[++i];
@@ -195,6 +361,12 @@ int main(int argc, char** argv) {
       rounds = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--bulk") && i + 1 < argc) {
       bulk = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--markers")) {
+      markers = true;
+    } else if (!std::strcmp(argv[i], "--value-size") && i + 1 < argc) {
+      value_size = static_cast<size_t>(std::atol(argv[++i]));
+    } else if (!std::strcmp(argv[i], "--bulk-codec") && i + 1 < argc) {
+      bulk_codec = argv[++i];
     } else {
       std::fprintf(stderr, "usage: %s [--topic NAME] [--partitions N] [--rounds N] [--bulk N]\n",
                    argv[0]);
@@ -216,8 +388,16 @@ int main(int argc, char** argv) {
   int64_t ts = 1700000000000;
   for (const char* codec : {"none", "gzip", "snappy", "lz4", "zstd"}) {
     if (!produce_all(boot, codec, topic, partitions, rounds, 0, &ts)) return 1;
+    // Markers between the codecs' records (gaps inside the log) and, for lz4, two in a row.
+    for (int part = 0; markers && part < partitions; ++part) {
+      for (int k = 0; k < (std::strcmp(codec, "lz4") ? 1 : 2); ++k) {
+        if (!produce_marker(boot, topic, part, ts++)) return 1;
+      }
+    }
   }
-  if (bulk > 0 && !produce_all(boot, "lz4", topic, partitions, 0, bulk, &ts)) return 1;
+  if (bulk > 0 && !produce_all(boot, bulk_codec, topic, partitions, 0, bulk, &ts, value_size)) {
+    return 1;
+  }
   std::signal(SIGTERM, on_signal);
   std::signal(SIGINT, on_signal);
   std::printf("%s\n", boot);

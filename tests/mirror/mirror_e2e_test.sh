@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# Mirror end to end on the embedded archive (SQLite + local directory):
-#  1. fidelity: a 3-partition topic on librdkafka's mock cluster (keys, null keys, empty keys and
-#     values, tombstones, headers with duplicates / empty / null values, all codecs) is mirrored,
-#     then read back through `streamhouse broker` with kcat and compared, line for line, with
-#     what kcat reads from the mock: partitions, offsets, keys, values, headers, timestamps; and
-#     with an exact librdkafka dump (null vs empty keys, values, header values; timestamp type).
-#  2. kill -9: a bigger topic mirrored in tiny flushes, the mirror SIGKILLed three times at
-#     random moments and restarted; the final archive must equal the source (no loss, no
-#     duplicate: a duplicate commit would be refused below the high watermark and fail the run).
-#     `streamhouse mirror verify` agrees on an identical archive and catches a planted byte flip.
-#  3. takeover: a second process with the same mirror.name stands by on the lease and finishes
-#     the copy after the first is SIGKILLed, within the lease timeout.
-# usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN
+# Mirror end to end, one section per run (each is its own ctest entry, well under a minute):
+#   fidelity  a 3-partition topic on librdkafka's mock cluster (keys, null keys, empty keys and
+#             values, tombstones, headers with duplicates / empty / null values, all four codecs,
+#             and transaction markers that leave offset gaps) is mirrored, then read back through
+#             `streamhouse broker` with kcat and an exact librdkafka dump and compared line for
+#             line with the source; a restart copies nothing; `mirror verify` agrees, then
+#             catches a planted byte flip.
+#   kill9     the mirror SIGKILLed three times mid-copy and restarted: the archive equals the
+#             source (a duplicate commit would be refused below the high watermark and fail).
+#   share     two mirror processes share 6 partitions by leases (disjoint, both progress); one is
+#             SIGKILLed and the other takes all within the lease timeout; nothing lost or doubled.
+#   groups    group offsets committed on the source are synced 1:1; a kcat consumer on the
+#             archive resumes at exactly those offsets; once it commits there, the group is not
+#             overwritten by later source commits; a group not matching groups.regex is not synced.
+#   metrics   GET /metrics scraped during a run: per-partition lag, age, retention left, totals;
+#             the periodic log lines.
+#   broker    mirror.config inside `streamhouse broker`: mirrored, served by the same broker, and
+#             stopped cleanly with it by SIGTERM.
+# Backends: embedded (SQLite + local directory) or postgres-s3 (PG_URL and S3_* from
+# tests/services/test-services.sh; exits 77 = skipped without them).
+# usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN SECTION [embedded|postgres-s3]
 set -euo pipefail
 SH_BIN=$1
 MOCK_BIN=$2
+SECTION=$3
+BACKEND=${4:-embedded}
+if [[ $BACKEND == postgres-s3 && ( -z "${PG_URL:-}" || -z "${S3_ENDPOINT:-}" ) ]]; then
+  echo "SKIP: PG_URL / S3_ENDPOINT not set (source tests/services/test-services.sh)"
+  exit 77
+fi
 WORK=$(mktemp -d /tmp/sh-mirror-e2e.XXXXXX)
 PIDS=()
 cleanup() {
@@ -26,14 +40,15 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 FMT='%t %p %o %k|%s|%h|%T\n'
+PY=/usr/bin/python3
 
-free_port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_mock() {  # $1 = name, rest = mock args; sets MOCK_BOOT
   local name=$1; shift
   "$MOCK_BIN" "$@" > "$WORK/$name.out" 2> "$WORK/$name.err" &
   PIDS+=($!)
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 600); do
     if [[ -s "$WORK/$name.out" ]]; then MOCK_BOOT=$(head -1 "$WORK/$name.out"); return; fi
     sleep 0.1
   done
@@ -41,9 +56,86 @@ start_mock() {  # $1 = name, rest = mock args; sets MOCK_BOOT
 }
 
 dump() {  # $1 = bootstrap, $2 = topic, $3 = output (kcat's view, and the exact one in .exact)
-  kcat -b "$1" -C -t "$2" -o beginning -e -q -Z -f "$FMT" 2> "$3.err" | sort -k2,2n -k3,3n > "$3"
+  kcat -b "$1" -C -t "$2" -o beginning -e -q -Z -f "$FMT" -X isolation.level=read_committed \
+    2> "$3.err" | sort -k2,2n -k3,3n > "$3"
   "$MOCK_BIN" --dump "$1" "$2" 2>> "$3.err" | sort -k1,1n -k2,2n > "$3.exact" ||
     fail "exact dump of $2 at $1 failed: $(cat "$3.err")"
+}
+
+# ---- archive backends ----
+ARCHIVE_N=0
+BUCKET=""
+s3_curl() {  # METHOD PATH [curl args...]
+  local m=$1 p=$2; shift 2
+  printf 'machine 127.0.0.1 login %s password %s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" > "$WORK/s3.netrc"
+  curl -s -m 30 -X "$m" --aws-sigv4 "aws:amz:${S3_REGION:-us-east-1}:s3" --netrc-file "$WORK/s3.netrc" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$@" "$S3_ENDPOINT/$p"
+}
+new_archive() {  # $1 = dir: writes $1/archive.properties (metadata.url, storage.url, s3.*)
+  mkdir -p "$1"
+  ARCHIVE_N=$((ARCHIVE_N + 1))
+  if [[ $BACKEND == embedded ]]; then
+    printf 'metadata.url=%s\nstorage.url=%s\n' "$1/metadata.db" "$1/objects" > "$1/archive.properties"
+    echo "sqlite" > "$1/backend"
+    return
+  fi
+  local suffix
+  suffix=$(basename "$WORK" | tr -dc 'a-zA-Z0-9' | tr '[:upper:]' '[:lower:]')
+  if [[ -z $BUCKET ]]; then
+    BUCKET=sh-mirror-$suffix
+    local code
+    code=$(s3_curl PUT "$BUCKET" -o "$WORK/bucket.out" -w '%{http_code}' || true)
+    [[ $code == 200 ]] || fail "creating bucket $BUCKET: HTTP $code $(cat "$WORK/bucket.out")"
+  fi
+  local db=sh_mirror_${suffix}_$ARCHIVE_N
+  timeout 30 psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $db" > "$WORK/createdb.log" 2>&1 ||
+    fail "CREATE DATABASE $db: $(cat "$WORK/createdb.log")"
+  echo "${PG_URL%/*}/$db" > "$1/backend"
+  cat > "$1/archive.properties" <<EOC
+metadata.url=${PG_URL%/*}/$db
+storage.url=s3://$BUCKET/a$ARCHIVE_N
+s3.endpoint=$S3_ENDPOINT
+s3.region=${S3_REGION:-us-east-1}
+s3.access.key=$S3_ACCESS_KEY
+s3.secret.key=$S3_SECRET_KEY
+EOC
+}
+sql() {  # $1 = archive dir, $2 = query (one value or rows, '|' separated)
+  local b
+  b=$(cat "$1/backend")
+  if [[ $b == sqlite ]]; then
+    sqlite3 "$1/metadata.db" "$2" 2>/dev/null || true
+  else
+    psql "$b" -qAt -c "$2" 2>/dev/null || true
+  fi
+}
+flip_object_byte() {  # $1 = archive dir: flips one byte inside the first ingest object
+  local key
+  key=$(sql "$1" "select object_key from objects order by object_key limit 1")
+  [[ -n $key ]] || fail "no object to corrupt"
+  if [[ $(cat "$1/backend") == sqlite ]]; then
+    local obj
+    obj=$(find "$1/objects" -name '*.ing' | sort | head -1)
+    $PY - "$obj" <<'EOP'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[100] ^= 0x01
+open(p, 'wb').write(bytes(b))
+EOP
+  else
+    local prefix
+    prefix=$(grep '^storage.url=' "$1/archive.properties" | sed 's#storage.url=s3://##')
+    s3_curl GET "$prefix/$key" -o "$1/obj.bin" || fail "GET $key"
+    $PY - "$1/obj.bin" <<'EOP'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, 'rb').read())
+b[100] ^= 0x01
+open(p, 'wb').write(bytes(b))
+EOP
+    s3_curl PUT "$prefix/$key" --data-binary "@$1/obj.bin" -o /dev/null || fail "PUT $key"
+  fi
 }
 
 write_mirror_config() {  # $1 = dir, $2 = bootstrap, extra lines from stdin
@@ -51,16 +143,21 @@ write_mirror_config() {  # $1 = dir, $2 = bootstrap, extra lines from stdin
     echo "mirror.name=e2e"
     echo "source.bootstrap.servers=$2"
     echo "topics=mirrored"
-    echo "metadata.url=$1/metadata.db"
-    echo "storage.url=$1/objects"
+    cat "$1/archive.properties"
     cat
   } > "$1/mirror.properties"
 }
 
 mirrored_total() {  # $1 = archive dir
-  sqlite3 "$1/metadata.db" \
-    "select coalesce(sum(next_source_offset),0) from mirror_checkpoints where mirror_name='e2e'" \
-    2>/dev/null || echo 0
+  local v
+  v=$(sql "$1" "select coalesce(sum(next_source_offset),0) from mirror_checkpoints where mirror_name='e2e'")
+  echo "${v:-0}"
+}
+
+checkpoint_of() {  # $1 = archive dir, $2 = partition
+  local v
+  v=$(sql "$1" "select next_source_offset from mirror_checkpoints where mirror_name='e2e' and source_partition=$2")
+  echo "${v:--1}"
 }
 
 expected_total() {  # $1 = dump file: sum over partitions of (max offset + 1)
@@ -77,141 +174,323 @@ wait_started() {  # $1 = log, $2 = "starts at" lines expected in it
   fail "mirror did not start: $(tail -3 "$1")"
 }
 
-wait_total() {  # $1 = archive dir, $2 = expected, $3 = mirror pid
+wait_total() {  # $1 = archive dir, $2 = expected, $3 = pid to watch, $4 = its log
   for _ in $(seq 1 1200); do
     [[ "$(mirrored_total "$1")" == "$2" ]] && return 0
-    kill -0 "$3" 2>/dev/null || fail "mirror exited early: $(tail -5 "$1/mirror.log")"
+    kill -0 "$3" 2>/dev/null || fail "mirror exited early: $(tail -5 "${4:-$1/mirror.log}")"
     sleep 0.1
   done
   fail "mirror did not reach $2 (at $(mirrored_total "$1"))"
 }
 
-check_through_broker() {  # $1 = archive dir, $2 = source dump
-  local port
-  port=$(free_port)
-  cat > "$1/broker.properties" <<EOC
-listeners=PLAINTEXT://127.0.0.1:$port
-metadata.url=$1/metadata.db
-storage.url=$1/objects
-auto.create.topics.enable=false
-EOC
-  "$SH_BIN" broker --config "$1/broker.properties" > "$1/broker.log" 2>&1 &
-  local bpid=$!
-  PIDS+=($bpid)
+start_broker() {  # $1 = archive dir, $2 = log, extra lines from stdin; sets BROKER_PORT BROKER_PID
+  BROKER_PORT=$(free_port)
+  {
+    echo "listeners=PLAINTEXT://127.0.0.1:$BROKER_PORT"
+    cat "$1/archive.properties"
+    echo "auto.create.topics.enable=false"
+    echo "group.initial.rebalance.delay.ms=0"
+    cat
+  } > "$1/broker.properties"
+  "$SH_BIN" broker --config "$1/broker.properties" > "$2" 2>&1 &
+  BROKER_PID=$!
+  PIDS+=($BROKER_PID)
   for _ in $(seq 1 100); do
-    kcat -b "127.0.0.1:$port" -L -t mirrored > /dev/null 2>&1 && break
+    kcat -b "127.0.0.1:$BROKER_PORT" -L > /dev/null 2>&1 && return 0
     sleep 0.1
   done
-  dump "127.0.0.1:$port" mirrored "$1/archive.dump"
-  kill "$bpid"; wait "$bpid" || true
-  [[ -s "$2" ]] || fail "empty source dump"
-  if ! diff -q "$2" "$1/archive.dump" > /dev/null; then
-    diff "$2" "$1/archive.dump" | head -20 >&2
-    fail "archive differs from the source ($(wc -l < "$2") vs $(wc -l < "$1/archive.dump") lines)"
-  fi
-  if ! diff -q "$2.exact" "$1/archive.dump.exact" > /dev/null; then
-    diff "$2.exact" "$1/archive.dump.exact" | head -20 >&2
-    fail "archive differs from the source in the exact dump"
-  fi
-  echo "  $(wc -l < "$2") records identical through the broker (kcat and exact dump)"
+  fail "broker did not start: $(tail -5 "$2")"
 }
 
-# ---- 1. fidelity ----
-echo "fidelity: mirror a 3-partition topic with every codec"
-start_mock mock1 --partitions 3 --rounds 20
-A=$WORK/a; mkdir -p "$A"
-dump "$MOCK_BOOT" mirrored "$WORK/source1.dump"
-grep -q '^mirrored 2 ' "$WORK/source1.dump" || fail "source dump has no partition 2"
-write_mirror_config "$A" "$MOCK_BOOT" < /dev/null
-"$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror.log" 2>&1 &
-MPID=$!; PIDS+=($MPID)
-wait_total "$A" "$(expected_total "$WORK/source1.dump")" $MPID
-kill -TERM $MPID; wait $MPID || fail "mirror exit status $? after SIGTERM"
-n_topics=$(sqlite3 "$A/metadata.db" "select count(*) from topics")
-[[ "$n_topics" == 1 ]] || fail "expected only the mirrored topic in the archive, got $n_topics"
-parts=$(sqlite3 "$A/metadata.db" "select partition_count from topics where name='mirrored'")
-[[ "$parts" == 3 ]] || fail "archive topic has $parts partitions"
-check_through_broker "$A" "$WORK/source1.dump"
-# A restart with nothing new must copy nothing and stay consistent.
-"$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror2.log" 2>&1 &
-MPID=$!; PIDS+=($MPID)
-wait_started "$A/mirror2.log" 3
-sleep 1
-kill -TERM $MPID; wait $MPID || fail "restarted mirror failed: $(tail -3 "$A/mirror2.log")"
-check_through_broker "$A" "$WORK/source1.dump"
-echo "verify: archive vs source"
-"$SH_BIN" mirror verify --config "$A/mirror.properties" > "$A/verify.out" 2> "$A/verify.err" ||
-  fail "verify reported a difference on an identical archive: $(cat "$A/verify.out" "$A/verify.err")"
-[[ $(grep -c '^OK ' "$A/verify.out") == 3 ]] || fail "verify: $(cat "$A/verify.out")"
-"$SH_BIN" mirror verify --config "$A/mirror.properties" --topic mirrored > /dev/null 2>&1 ||
-  fail "verify --topic failed"
-# Plant a difference: one flipped byte inside the first ingest object's batches.
-obj=$(find "$A/objects" -name '*.ing' | sort | head -1)
-/usr/bin/python3 - "$obj" <<'EOP'
-import sys
-p = sys.argv[1]
-b = bytearray(open(p, 'rb').read())
-b[100] ^= 0x01
-open(p, 'wb').write(bytes(b))
-EOP
-if "$SH_BIN" mirror verify --config "$A/mirror.properties" > "$A/verify2.out" 2>&1; then
-  fail "verify missed a planted difference: $(cat "$A/verify2.out")"
-fi
-grep -q '^DIFF' "$A/verify2.out" || fail "verify output has no DIFF line: $(cat "$A/verify2.out")"
-echo "  verify: identical archive OK, planted byte flip detected"
+compare_dumps() {  # $1 = source dump, $2 = archive dump
+  [[ -s "$1" ]] || fail "empty source dump"
+  if ! diff -q "$1" "$2" > /dev/null; then
+    diff "$1" "$2" | head -20 >&2
+    fail "archive differs from the source ($(wc -l < "$1") vs $(wc -l < "$2") lines)"
+  fi
+  if ! diff -q "$1.exact" "$2.exact" > /dev/null; then
+    diff "$1.exact" "$2.exact" | head -20 >&2
+    fail "archive differs from the source in the exact dump"
+  fi
+  echo "  $(wc -l < "$1") records identical through the broker (kcat and exact dump)"
+}
 
-# ---- 2. kill -9 and restart ----
-echo "kill -9: mirror in tiny flushes, SIGKILL three times, restart"
-start_mock mock2 --partitions 3 --rounds 2 --bulk 40000
-B=$WORK/b; mkdir -p "$B"
-dump "$MOCK_BOOT" mirrored "$WORK/source2.dump"
-EXPECTED=$(expected_total "$WORK/source2.dump")
-printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=1500\n' | write_mirror_config "$B" "$MOCK_BOOT"
-for round in 1 2 3; do
+check_through_broker() {  # $1 = archive dir, $2 = source dump
+  start_broker "$1" "$1/broker.log" < /dev/null
+  dump "127.0.0.1:$BROKER_PORT" mirrored "$1/archive.dump"
+  kill "$BROKER_PID"; wait "$BROKER_PID" || true
+  compare_dumps "$2" "$1/archive.dump"
+}
+
+section_fidelity() {
+  echo "fidelity: mirror a 3-partition topic with every codec and transaction-marker gaps"
+  start_mock mock1 --partitions 3 --rounds 20 --markers
+  local A=$WORK/a
+  new_archive "$A"
+  dump "$MOCK_BOOT" mirrored "$WORK/source1.dump"
+  grep -q '^mirrored 2 ' "$WORK/source1.dump" || fail "source dump has no partition 2"
+  # The markers leave gaps: offsets absent from the source's read_committed view.
+  local gaps
+  gaps=$(awk '{ if (NR > 1 && $2 == pp && $3 != po + 1) g++; pp = $2; po = $3 } END { print g + 0 }' "$WORK/source1.dump")
+  (( gaps > 0 )) || fail "the source has no offset gaps to preserve"
+  echo "  source: $(wc -l < "$WORK/source1.dump") records, $gaps gaps"
+  write_mirror_config "$A" "$MOCK_BOOT" < /dev/null
+  "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_total "$A" "$(expected_total "$WORK/source1.dump")" $MPID
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status $? after SIGTERM"
+  local n_topics parts
+  n_topics=$(sql "$A" "select count(*) from topics")
+  [[ "$n_topics" == 1 ]] || fail "expected only the mirrored topic in the archive, got $n_topics"
+  parts=$(sql "$A" "select partition_count from topics where name='mirrored'")
+  [[ "$parts" == 3 ]] || fail "archive topic has $parts partitions"
+  check_through_broker "$A" "$WORK/source1.dump"
+  # A restart with nothing new must copy nothing and stay consistent.
+  "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror2.log" 2>&1 &
+  MPID=$!; PIDS+=($MPID)
+  wait_started "$A/mirror2.log" 3
+  sleep 1
+  kill -TERM $MPID; wait $MPID || fail "restarted mirror failed: $(tail -3 "$A/mirror2.log")"
+  check_through_broker "$A" "$WORK/source1.dump"
+  echo "verify: archive vs source"
+  "$SH_BIN" mirror verify --config "$A/mirror.properties" > "$A/verify.out" 2> "$A/verify.err" ||
+    fail "verify reported a difference on an identical archive: $(cat "$A/verify.out" "$A/verify.err")"
+  [[ $(grep -c '^OK ' "$A/verify.out") == 3 ]] || fail "verify: $(cat "$A/verify.out")"
+  "$SH_BIN" mirror verify --config "$A/mirror.properties" --topic mirrored > /dev/null 2>&1 ||
+    fail "verify --topic failed"
+  flip_object_byte "$A"
+  if "$SH_BIN" mirror verify --config "$A/mirror.properties" > "$A/verify2.out" 2>&1; then
+    fail "verify missed a planted difference: $(cat "$A/verify2.out")"
+  fi
+  grep -q '^DIFF' "$A/verify2.out" || fail "verify output has no DIFF line: $(cat "$A/verify2.out")"
+  echo "  verify: identical archive OK, planted byte flip detected"
+}
+
+section_kill9() {
+  echo "kill -9: mirror in tiny flushes, SIGKILL three times, restart"
+  start_mock mock2 --partitions 3 --rounds 2 --bulk 40000
+  local B=$WORK/b
+  new_archive "$B"
+  dump "$MOCK_BOOT" mirrored "$WORK/source2.dump"
+  local EXPECTED
+  EXPECTED=$(expected_total "$WORK/source2.dump")
+  printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=1500\n' | write_mirror_config "$B" "$MOCK_BOOT"
+  local MPID
+  for _ in 1 2 3; do
+    "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
+    MPID=$!; PIDS+=($MPID)
+    sleep "$($PY -c 'import random; print(round(random.uniform(0.3, 1.5), 2))')"
+    kill -9 $MPID; wait $MPID 2>/dev/null || true
+    echo "  killed at $(mirrored_total "$B") of $EXPECTED"
+  done
+  local before
+  before=$(grep -c "starts at" "$B/mirror.log" || true)
   "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
   MPID=$!; PIDS+=($MPID)
-  sleep "$(/usr/bin/python3 -c 'import random; print(round(random.uniform(0.3, 1.5), 2))')"
-  kill -9 $MPID; wait $MPID 2>/dev/null || true
-  at=$(mirrored_total "$B")
-  echo "  killed at $at of $EXPECTED"
-done
-before=$(grep -c "starts at" "$B/mirror.log" || true)
-"$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
-MPID=$!; PIDS+=($MPID)
-wait_started "$B/mirror.log" $(( ${before:-0} + 3 ))
-wait_total "$B" "$EXPECTED" $MPID
-kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
-if grep -qi "conflict\|error" "$B/mirror.log"; then
-  grep -i "conflict\|error" "$B/mirror.log" | head -5 >&2
-  fail "mirror logged errors"
-fi
-check_through_broker "$B" "$WORK/source2.dump"
-"$SH_BIN" mirror verify --config "$B/mirror.properties" > "$B/verify.out" 2>&1 ||
-  fail "verify after kill -9: $(cat "$B/verify.out")"
+  wait_started "$B/mirror.log" $(( ${before:-0} + 3 ))
+  wait_total "$B" "$EXPECTED" $MPID
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  if grep -qi "conflict\|error" "$B/mirror.log"; then
+    grep -i "conflict\|error" "$B/mirror.log" | head -5 >&2
+    fail "mirror logged errors"
+  fi
+  check_through_broker "$B" "$WORK/source2.dump"
+  "$SH_BIN" mirror verify --config "$B/mirror.properties" > "$B/verify.out" 2>&1 ||
+    fail "verify after kill -9: $(cat "$B/verify.out")"
+}
 
-# ---- 3. a standby process takes over from a dead one within the lease timeout ----
-echo "takeover: two mirror processes, the lease holder is SIGKILLed"
-start_mock mock3 --partitions 3 --rounds 2 --bulk 40000
-C=$WORK/c; mkdir -p "$C"
-dump "$MOCK_BOOT" mirrored "$WORK/source3.dump"
-EXPECTED=$(expected_total "$WORK/source3.dump")
-printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=2000\n' | write_mirror_config "$C" "$MOCK_BOOT"
-"$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-a.log" 2>&1 &
-APID=$!; PIDS+=($APID)
-wait_started "$C/mirror-a.log" 3
-"$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-b.log" 2>&1 &
-BPID=$!; PIDS+=($BPID)
-for _ in $(seq 1 100); do grep -q "standing by" "$C/mirror-b.log" && break; sleep 0.05; done
-grep -q "standing by" "$C/mirror-b.log" || fail "second mirror did not stand by: $(tail -3 "$C/mirror-b.log")"
-sleep 0.5
-kill -9 $APID; wait $APID 2>/dev/null || true
-killed_at=$(date +%s%N)
-echo "  holder killed at $(mirrored_total "$C") of $EXPECTED"
-wait_started "$C/mirror-b.log" 3
-took=$(( ($(date +%s%N) - killed_at) / 1000000 ))
-echo "  standby took over after ${took} ms (lease timeout 2000 ms)"
-(( took < 6000 )) || fail "takeover took ${took} ms"
-wait_total "$C" "$EXPECTED" $BPID
-kill -TERM $BPID; wait $BPID || fail "standby mirror exit status after SIGTERM"
-check_through_broker "$C" "$WORK/source3.dump"
-echo "PASS"
+owned_now() {  # $1 = log: partitions the process copies now ("starts at" minus "handing over")
+  $PY - "$1" <<'EOP'
+import re, sys
+owned = set()
+for line in open(sys.argv[1], errors='replace'):
+    m = re.search(r'mirrored-(\d+) starts at', line)
+    if m: owned.add(int(m.group(1)))
+    m = re.search(r'handing mirrored-(\d+) over', line) or re.search(r'lease of mirrored-(\d+) was taken', line)
+    if m: owned.discard(int(m.group(1)))
+print(' '.join(str(p) for p in sorted(owned)))
+EOP
+}
+
+section_share() {
+  echo "share: two mirror processes split 6 partitions by leases; one is SIGKILLed"
+  start_mock mock3 --partitions 6 --rounds 2 --bulk 90000
+  local C=$WORK/c
+  new_archive "$C"
+  dump "$MOCK_BOOT" mirrored "$WORK/source3.dump"
+  local EXPECTED
+  EXPECTED=$(expected_total "$WORK/source3.dump")
+  printf 'flush.bytes=4096\nflush.ms=10\nlease.timeout.ms=2000\nput.concurrency=1\n' |
+    write_mirror_config "$C" "$MOCK_BOOT"
+  "$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-a.log" 2>&1 &
+  local APID=$!; PIDS+=($APID)
+  wait_started "$C/mirror-a.log" 6
+  "$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-b.log" 2>&1 &
+  local BPID=$!; PIDS+=($BPID)
+  # B gets a fair share (3 of 6) once A hands partitions over (A renews every 2000/3 ms).
+  local a b
+  for _ in $(seq 1 100); do
+    a=$(owned_now "$C/mirror-a.log"); b=$(owned_now "$C/mirror-b.log")
+    [[ $(wc -w <<< "$a") == 3 && $(wc -w <<< "$b") == 3 ]] && break
+    sleep 0.1
+  done
+  echo "  process A copies [$a], process B copies [$b]"
+  [[ $(wc -w <<< "$a") == 3 && $(wc -w <<< "$b") == 3 ]] || fail "no fair split: A [$a] B [$b]"
+  for p in $a; do [[ " $b " == *" $p "* ]] && fail "partition $p owned by both"; done
+  # Both make progress on their own partitions.
+  declare -A at
+  for p in $a $b; do at[$p]=$(checkpoint_of "$C" "$p"); done
+  sleep 1
+  for p in $a $b; do
+    local now
+    now=$(checkpoint_of "$C" "$p")
+    (( now > ${at[$p]} )) || fail "partition $p made no progress (${at[$p]} -> $now) while shared"
+  done
+  echo "  all 6 partitions progressed while shared"
+  kill -9 $APID; wait $APID 2>/dev/null || true
+  local killed_at took
+  killed_at=$(date +%s%N)
+  echo "  A killed at $(mirrored_total "$C") of $EXPECTED"
+  for _ in $(seq 1 200); do
+    [[ $(wc -w <<< "$(owned_now "$C/mirror-b.log")") == 6 ]] && break
+    sleep 0.05
+  done
+  took=$(( ($(date +%s%N) - killed_at) / 1000000 ))
+  [[ $(wc -w <<< "$(owned_now "$C/mirror-b.log")") == 6 ]] || fail "B did not take A's partitions"
+  echo "  B took over all 6 partitions ${took} ms after the kill (lease timeout 2000 ms)"
+  (( took < 6000 )) || fail "takeover took ${took} ms"
+  wait_total "$C" "$EXPECTED" $BPID "$C/mirror-b.log"
+  kill -TERM $BPID; wait $BPID || fail "mirror B exit status after SIGTERM"
+  check_through_broker "$C" "$WORK/source3.dump"
+  "$SH_BIN" mirror verify --config "$C/mirror.properties" > "$C/verify.out" 2>&1 ||
+    fail "verify after the takeover: $(cat "$C/verify.out")"
+}
+
+group_offsets() {  # $1 = archive dir, $2 = group: "p:offset ..." sorted by partition
+  sql "$1" "select partition, committed_offset from group_offsets where group_id='$2' order by partition" |
+    tr '|' ':' | tr '\n' ' ' | sed 's/ $//'
+}
+
+section_groups() {
+  echo "groups: source group offsets synced 1:1; a consumer on the archive resumes there"
+  start_mock mock4 --partitions 3 --rounds 10
+  local G=$WORK/g
+  new_archive "$G"
+  dump "$MOCK_BOOT" mirrored "$WORK/source4.dump"
+  "$MOCK_BIN" --commit "$MOCK_BOOT" g-moved mirrored "0:7,1:13,2:21" || fail "source commit"
+  "$MOCK_BIN" --commit "$MOCK_BOOT" other-group mirrored "0:3" || fail "source commit"
+  printf 'groups=g-moved,other-group\ngroups.regex=g-.*\ngroup.sync.interval.ms=300\n' |
+    write_mirror_config "$G" "$MOCK_BOOT"
+  "$SH_BIN" mirror --config "$G/mirror.properties" > "$G/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_total "$G" "$(expected_total "$WORK/source4.dump")" $MPID
+  local cols got
+  cols=$(sql "$G" "select count(*) from group_offsets")
+  for _ in $(seq 1 100); do
+    got=$(group_offsets "$G" g-moved 2>/dev/null || true)
+    [[ $got == "0:7 1:13 2:21" ]] && break
+    sleep 0.1
+  done
+  [[ $got == "0:7 1:13 2:21" ]] || fail "synced offsets are [$got], expected [0:7 1:13 2:21] ($cols rows)"
+  [[ -z "$(group_offsets "$G" other-group)" ]] || fail "other-group was synced despite groups.regex"
+  echo "  g-moved synced as [$got]; other-group left alone"
+  # A consumer of the archive in group g-moved resumes at the synced offsets.
+  start_broker "$G" "$G/broker.log" < /dev/null
+  timeout 60 kcat -b "127.0.0.1:$BROKER_PORT" -G g-moved mirrored -e -q -f '%p %o\n' \
+    -X auto.offset.reset=earliest > "$G/consumed.txt" 2> "$G/kcat.err" || true
+  local firsts
+  firsts=$(sort -k1,1n -k2,2n "$G/consumed.txt" | awk '!seen[$1]++ { printf "%s:%s ", $1, $2 }' | sed 's/ $//')
+  [[ $firsts == "0:7 1:13 2:21" ]] || fail "archive consumer started at [$firsts], not at the synced offsets"
+  echo "  kcat on the archive resumed at [$firsts]"
+  # It committed on the archive: later source commits must not overwrite the group there.
+  local after
+  for _ in $(seq 1 50); do
+    after=$(group_offsets "$G" g-moved)
+    [[ $after != "0:7 1:13 2:21" ]] && break
+    sleep 0.1
+  done
+  [[ $after != "0:7 1:13 2:21" ]] || fail "the archive consumer's commit did not land"
+  # While the archive's coordinator holds the group (its lease), the mirror leaves it alone.
+  "$MOCK_BIN" --commit "$MOCK_BOOT" g-moved mirrored "0:1,1:1,2:1" || fail "source commit"
+  sleep 1.5
+  [[ "$(group_offsets "$G" g-moved)" == "$after" ]] ||
+    fail "the mirror overwrote a group active on the archive: $(group_offsets "$G" g-moved)"
+  grep -q "group g-moved is active on the archive" "$G/mirror.log" ||
+    fail "no 'active on the archive' log line: $(grep g-moved "$G/mirror.log" | tail -3)"
+  # With the broker gone (its leases released), the archive offsets the mirror did not write
+  # still keep the group from being overwritten.
+  kill "$BROKER_PID"; wait "$BROKER_PID" || true
+  "$MOCK_BIN" --commit "$MOCK_BOOT" g-moved mirrored "0:2,1:2,2:2" || fail "source commit"
+  for _ in $(seq 1 50); do
+    grep -q "group g-moved has offsets committed on the archive" "$G/mirror.log" && break
+    sleep 0.1
+  done
+  grep -q "group g-moved has offsets committed on the archive" "$G/mirror.log" ||
+    fail "the mirror did not notice the group moved: $(grep g-moved "$G/mirror.log" | tail -3)"
+  [[ "$(group_offsets "$G" g-moved)" == "$after" ]] ||
+    fail "the mirror overwrote a moved group: $(group_offsets "$G" g-moved)"
+  echo "  archive commits [$after] kept after newer source commits (group active, then moved)"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+}
+
+section_metrics() {
+  echo "metrics: scrape GET /metrics during a run"
+  start_mock mock5 --partitions 3 --rounds 2 --bulk 30000
+  local M=$WORK/m
+  new_archive "$M"
+  local port
+  port=$(free_port)
+  printf 'flush.bytes=8192\nflush.ms=10\nmetrics.listener=127.0.0.1:%s\nmetrics.log.interval.ms=500\nretention.assumed.ms=604800000\n' "$port" |
+    write_mirror_config "$M" "$MOCK_BOOT"
+  "$SH_BIN" mirror --config "$M/mirror.properties" > "$M/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_started "$M/mirror.log" 3
+  sleep 0.5
+  curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$M/scrape1.txt" || fail "scrape failed"
+  for m in streamhouse_mirror_lag_records streamhouse_mirror_lag_bytes \
+    streamhouse_mirror_newest_record_age_seconds streamhouse_mirror_retention_left_seconds \
+    streamhouse_mirror_records_total streamhouse_mirror_bytes_total; do
+    grep -q "^$m{partition=\"0\",topic=\"mirrored\"} " "$M/scrape1.txt" ||
+      fail "no $m for mirrored-0 in the scrape: $(head -30 "$M/scrape1.txt")"
+  done
+  grep -q '^# TYPE streamhouse_mirror_records_total counter' "$M/scrape1.txt" || fail "no TYPE line"
+  grep -q '^streamhouse_mirror_members 1' "$M/scrape1.txt" || fail "members gauge"
+  wait_total "$M" "$(expected_total <(dump "$MOCK_BOOT" mirrored "$WORK/source5.dump"; cat "$WORK/source5.dump"))" $MPID
+  sleep 0.6
+  curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$M/scrape2.txt" || fail "scrape failed"
+  local total lag
+  total=$(awk '/^streamhouse_mirror_records_total\{/ { s += $2 } END { print s }' "$M/scrape2.txt")
+  [[ $total == "$(wc -l < "$WORK/source5.dump")" ]] || fail "records_total $total"
+  lag=$(awk '/^streamhouse_mirror_lag_records\{/ { s += $2 } END { print s }' "$M/scrape2.txt")
+  [[ $lag == 0 ]] || fail "lag $lag after catching up"
+  curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/nope" | grep -q 404 || fail "404"
+  grep -q "records/s" "$M/mirror.log" || fail "no periodic rate log line"
+  grep -q "retention left" "$M/mirror.log" || fail "no per-partition lag log line"
+  echo "  scrape mid-run and after: per-partition gauges, records_total $total, lag 0"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+}
+
+section_broker() {
+  echo "broker: mirror.config runs the mirror inside streamhouse broker"
+  start_mock mock6 --partitions 3 --rounds 10
+  local K=$WORK/k
+  new_archive "$K"
+  dump "$MOCK_BOOT" mirrored "$WORK/source6.dump"
+  write_mirror_config "$K" "$MOCK_BOOT" < /dev/null
+  start_broker "$K" "$K/broker.log" <<< "mirror.config=$K/mirror.properties"
+  wait_total "$K" "$(expected_total "$WORK/source6.dump")" $BROKER_PID "$K/broker.log"
+  dump "127.0.0.1:$BROKER_PORT" mirrored "$K/archive.dump"
+  compare_dumps "$WORK/source6.dump" "$K/archive.dump"
+  kill -TERM "$BROKER_PID"
+  local rc=0
+  wait "$BROKER_PID" || rc=$?
+  [[ $rc == 0 ]] || fail "broker exit status $rc after SIGTERM: $(tail -5 "$K/broker.log")"
+  grep -q "mirror e2e: stopped after" "$K/broker.log" || fail "the mirror did not stop cleanly: $(tail -5 "$K/broker.log")"
+  echo "  mirrored inside the broker, served by it, stopped cleanly by SIGTERM"
+}
+
+case $SECTION in
+  fidelity|kill9|share|groups|metrics|broker) "section_$SECTION" ;;
+  *) fail "unknown section $SECTION" ;;
+esac
+echo "PASS ($SECTION, $BACKEND)"

@@ -45,6 +45,14 @@ struct mirror_config {
   int compression = 0;                       // archive.compression.type as Kafka codec bits
   int64_t discovery_interval_ms = 30000;     // topic.discovery.interval.ms
   int64_t lease_timeout_ms = 15000;          // lease.timeout.ms: a dead mirror's takeover delay
+  int max_members = 64;                      // mirror.max.members: member slots probed
+  int put_concurrency = 4;                   // put.concurrency: object PUTs in flight
+  std::vector<std::string> groups;           // groups: group ids to probe besides the listed ones
+  std::string groups_regex;                  // groups.regex (ECMAScript, whole id); empty: no sync
+  int64_t group_sync_interval_ms = 5000;     // group.sync.interval.ms
+  std::string metrics_listener;              // metrics.listener host:port (empty: none)
+  int64_t metrics_log_interval_ms = 10000;   // metrics.log.interval.ms: periodic log lines
+  int64_t retention_assumed_ms = -1;  // retention.assumed.ms: when DescribeConfigs cannot tell
   std::string log_level = "info";
 };
 
@@ -52,6 +60,10 @@ struct mirror_config {
 cresult<mirror_config> load_mirror_config(const std::string& path);
 cresult<mirror_config> parse_mirror_config(const std::map<std::string, std::string>& props);
 std::string mirror_config_help_text();
+
+// The commit metadata string the mirror writes with synced group offsets: an archive offset
+// with any other metadata was committed by a consumer of the archive.
+std::string mirror_group_marker(const std::string& mirror_name);
 
 // Runs the mirror until `stop` becomes true (then flushes what it has read and returns) or a
 // fatal error (fenced, conflicting archive content, bad config).

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Mirror throughput: N records of VALUE bytes preloaded in librdkafka's mock cluster (the live
+# source, in its own process), copied by `streamhouse mirror` into one archive backend. Reports
+# MB/s (record key+value bytes) and records/s from the mirror's start to its last commit of the
+# last record (the time from the process start, source metadata and lease included).
+#
+# usage: bench/mirror/run_mirror_bench.sh BUILD_DIR [embedded|postgres-s3] [RECORDS] [VALUE] [PARTITIONS] [extra mirror.properties lines...]
+#   embedded     SQLite + local directory under /tmp (the default)
+#   postgres-s3  PG_DSN/PG_URL and S3_* from tests/services/test-services.sh (must be sourced)
+set -euo pipefail
+BUILD=${1:?build dir}
+BACKEND=${2:-embedded}
+RECORDS=${3:-300000}
+VALUE=${4:-1024}
+PARTS=${5:-4}
+shift $(( $# < 5 ? $# : 5 ))
+SH_BIN=$BUILD/broker/streamhouse
+MOCK_BIN=$BUILD/connector/sh_mirror_mock_source
+WORK=$(mktemp -d /tmp/sh-mirror-bench.XXXXXX)
+MOCK_PID=""
+cleanup() { [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+trap cleanup EXIT
+
+"$MOCK_BIN" --partitions "$PARTS" --rounds 0 --bulk "$RECORDS" --value-size "$VALUE" \
+  --bulk-codec none > "$WORK/mock.out" 2> "$WORK/mock.err" &
+MOCK_PID=$!
+for _ in $(seq 1 1200); do [[ -s "$WORK/mock.out" ]] && break; sleep 0.1; done
+BOOT=$(head -1 "$WORK/mock.out")
+[[ -n "$BOOT" ]] || { echo "mock did not start: $(cat "$WORK/mock.err")"; exit 1; }
+
+NAME=bench$$
+{
+  echo "mirror.name=$NAME"
+  echo "source.bootstrap.servers=$BOOT"
+  echo "topics=mirrored"
+  echo "log.level=info"
+  case $BACKEND in
+    embedded)
+      echo "metadata.url=$WORK/metadata.db"
+      echo "storage.url=$WORK/objects" ;;
+    postgres-s3)
+      echo "metadata.url=${PG_URL:?source tests/services/test-services.sh}"
+      echo "storage.url=s3://${S3_BUCKET:?}/bench-$NAME"
+      echo "s3.endpoint=${S3_ENDPOINT:?}"
+      echo "s3.access.key=${S3_ACCESS_KEY:-${AWS_ACCESS_KEY_ID:-}}"
+      echo "s3.secret.key=${S3_SECRET_KEY:-${AWS_SECRET_ACCESS_KEY:-}}" ;;
+    *) echo "unknown backend $BACKEND"; exit 2 ;;
+  esac
+  for l in "$@"; do echo "$l"; done
+} > "$WORK/mirror.properties"
+
+start=$(date +%s%N)
+"$SH_BIN" mirror --config "$WORK/mirror.properties" > "$WORK/mirror.log" 2>&1 &
+MPID=$!
+# The mirror logs "caught up" once every partition's checkpoint reached the source's end.
+for _ in $(seq 1 6000); do
+  grep -q "caught up" "$WORK/mirror.log" && break
+  kill -0 $MPID 2>/dev/null || { echo "mirror died: $(tail -5 "$WORK/mirror.log")"; exit 1; }
+  sleep 0.02
+done
+end=$(date +%s%N)
+kill -TERM $MPID; wait $MPID || true
+grep -q "caught up" "$WORK/mirror.log" || { echo "mirror never caught up: $(tail -5 "$WORK/mirror.log")"; exit 1; }
+secs=$(python3 -c "print(($end - $start) / 1e9)")
+python3 - "$secs" "$RECORDS" "$VALUE" "$BACKEND" "$PARTS" <<'EOP'
+import sys
+secs, n, v, backend, parts = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+payload = n * (v + 12)  # value + the "bulk-<i>" key, roughly
+print(f"{backend}: {n} records x {v} B over {parts} partitions in {secs:.2f} s: "
+      f"{payload / secs / 1e6:.1f} MB/s, {n / secs:.0f} records/s")
+EOP
+grep -E "mirror .*: (committed|caught up)" "$WORK/mirror.log" | tail -1 || true
