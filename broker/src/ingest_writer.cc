@@ -38,6 +38,9 @@ ingest_writer::ingest_writer(std::shared_ptr<storage::object_store> store,
 ingest_writer::~ingest_writer() { stop(); }
 
 void ingest_writer::start() {
+  for (size_t i = 0; i < max_inflight_puts; ++i) {
+    _put_workers.emplace_back([this] { put_worker_loop(); });
+  }
   _flusher = std::thread([this] { flusher_loop(); });
 }
 
@@ -48,10 +51,22 @@ void ingest_writer::stop() {
   }
   _cv.notify_all();
   if (_flusher.joinable()) _flusher.join();
+  for (auto& t : _put_workers) t.join();
+  _put_workers.clear();
 }
 
 void ingest_writer::append(const std::vector<append_batch>& batches, completion done) {
   std::unique_lock lk(_mu);
+  add_locked(batches, std::move(done), true, lk);
+}
+
+void ingest_writer::append_borrowed(const std::vector<append_batch>& batches, completion done) {
+  std::unique_lock lk(_mu);
+  add_locked(batches, std::move(done), !done, lk);
+}
+
+void ingest_writer::add_locked(const std::vector<append_batch>& batches, completion done, bool copy,
+                               std::unique_lock<std::mutex>& lk) {
   if (_stopping) {
     lk.unlock();
     if (done) {
@@ -62,23 +77,29 @@ void ingest_writer::append(const std::vector<append_batch>& batches, completion 
   }
   const bool was_empty = !_open;
   if (!_open) {
-    _open = std::make_unique<open_object>(_writer_id);
+    _open = std::make_unique<open_object>();
     _open->first_append = std::chrono::steady_clock::now();
   }
   waiter w;
   w.done = std::move(done);
+  w.slots.reserve(batches.size());
+  _open->entries.reserve(_open->entries.size() + batches.size());
   for (const auto& b : batches) {
-    partition_key key{b.topic, b.partition};
-    const uint32_t index = _open->builder.add(
-        b.topic, b.partition, b.bytes,
-        storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
-    w.slots.emplace_back(key, index);
-    _open->first_timestamps[key].push_back(b.first_timestamp);
-    _open->batches[key].push_back(metadata::batch_commit{
-        b.offset_count, b.max_timestamp, b.producer_id, b.producer_epoch, b.base_sequence});
+    auto [it, inserted] = _open->batches.try_emplace(partition_key{b.topic, b.partition});
+    auto& commits = it->second;
+    w.slots.emplace_back(it->first, static_cast<uint32_t>(commits.size()));
+    commits.push_back(metadata::batch_commit{b.offset_count, b.max_timestamp, b.producer_id,
+                                             b.producer_epoch, b.base_sequence});
+    _open->first_timestamps[it->first].push_back(b.first_timestamp);
+    std::span<const uint8_t> bytes = b.bytes;
+    if (copy) bytes = _open->copies.emplace_back(b.bytes.begin(), b.bytes.end());
+    _open->entries.push_back(
+        entry{&it->first, bytes,
+              storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp}});
+    _open->size_bytes += bytes.size();
   }
   _open->waiters.push_back(std::move(w));
-  const bool full = static_cast<int64_t>(_open->builder.size_bytes()) >= _flush_bytes;
+  const bool full = static_cast<int64_t>(_open->size_bytes) >= _flush_bytes;
   lk.unlock();
   if (was_empty || full) _cv.notify_all();
 }
@@ -86,35 +107,17 @@ void ingest_writer::append(const std::vector<append_batch>& batches, completion 
 void ingest_writer::flusher_loop() {
   std::unique_lock lk(_mu);
   for (;;) {
-    // Commit finished PUTs in seal order (a later object never commits before an earlier one).
-    if (!_inflight.empty() && _inflight.front()->put_done) {
-      auto s = _inflight.front();
-      _inflight.pop_front();
-      lk.unlock();
-      commit(*s);
-      lk.lock();
-      continue;
-    }
     const auto now = std::chrono::steady_clock::now();
     const bool due = _open && (_stopping || now >= _open->first_append + _flush_interval ||
-                               static_cast<int64_t>(_open->builder.size_bytes()) >= _flush_bytes);
+                               static_cast<int64_t>(_open->size_bytes) >= _flush_bytes);
     if (due && _inflight.size() < max_inflight_puts) {
+      // Sealing is cheap (a pointer swap); a put worker builds, PUTs and commits the object.
       auto s = std::make_shared<sealed_object>();
       s->obj = std::move(_open);
       s->key = storage::ingest_object_key("", _writer_id, ++_sequence);
       _inflight.push_back(s);
-      lk.unlock();
-      s->finished = s->obj->builder.finish();
-      // The PUT runs on its own thread; finished threads are reaped here, so at most
-      // max_inflight_puts exist at once.
-      std::thread t([this, s] {
-        put_object(*s);
-        std::lock_guard g(_mu);
-        s->put_done = true;
-        _cv.notify_all();
-      });
-      lk.lock();
-      _put_threads.emplace_back(s, std::move(t));
+      _to_put.push_back(std::move(s));
+      _cv.notify_all();
       continue;
     }
     if (!_open && _inflight.empty() && _stopping) break;
@@ -123,26 +126,40 @@ void ingest_writer::flusher_loop() {
     } else {
       _cv.wait(lk);
     }
-    // Reap PUT threads whose PUT is done (they only have the notify left to finish).
-    for (auto it = _put_threads.begin(); it != _put_threads.end();) {
-      if (it->first->put_done) {
-        auto t = std::move(it->second);
-        it = _put_threads.erase(it);
-        lk.unlock();
-        t.join();
-        lk.lock();
-        it = _put_threads.begin();
-      } else {
-        ++it;
-      }
-    }
   }
-  auto threads = std::move(_put_threads);
-  lk.unlock();
-  for (auto& [obj, t] : threads) t.join();
+  _workers_exit = true;
+  _cv.notify_all();
 }
 
-void ingest_writer::put_object(sealed_object& s) {
+void ingest_writer::put_worker_loop() {
+  std::unique_lock lk(_mu);
+  for (;;) {
+    _cv.wait(lk, [&] { return !_to_put.empty() || _workers_exit; });
+    if (_to_put.empty()) return;
+    auto s = std::move(_to_put.front());
+    _to_put.pop_front();
+    lk.unlock();
+    build_and_put(*s);
+    lk.lock();
+    // Commit in seal order: a later object never commits before an earlier one.
+    _cv.wait(lk, [&] { return _inflight.front() == s; });
+    lk.unlock();
+    commit(*s);
+    s.reset();  // frees the object's bytes and batch lists outside the lock
+    lk.lock();
+    _inflight.pop_front();
+    _cv.notify_all();
+  }
+}
+
+void ingest_writer::build_and_put(sealed_object& s) {
+  // The one copy of the batch bytes into the object (the builder groups them by partition).
+  storage::ingest_object_builder builder(_writer_id);
+  for (const auto& e : s.obj->entries) {
+    builder.add(e.key->first, e.key->second, e.bytes, e.meta);
+  }
+  s.finished = builder.finish();
+  s.object_size = s.finished.data.size();
   // Retry transient store failures with exponential backoff and jitter before giving up.
   std::mt19937 rng(std::random_device{}());
   sh::result<void, storage::errc> put = _store->put(s.key, s.finished.data);
@@ -154,6 +171,8 @@ void ingest_writer::put_object(sealed_object& s) {
   }
   if (!put) spdlog::error("ingest object {} could not be stored: {}", s.key, put.message());
   s.put_ok = put.has_value();
+  // The commit needs only the layout; give the object's memory back now.
+  storage::bytes().swap(s.finished.data);
 }
 
 void ingest_writer::commit(sealed_object& s) {
@@ -176,7 +195,7 @@ void ingest_writer::commit(sealed_object& s) {
   // append order, so offsets follow append order.
   metadata::object_commit commit;
   commit.object_key = key;
-  commit.object_size = finished.data.size();
+  commit.object_size = s.object_size;
   // (partition, batch index) -> (range_commit index, offsets before the batch in that range)
   std::map<std::pair<partition_key, uint32_t>, std::pair<size_t, int64_t>> where;
   for (size_t i = 0; i < finished.ranges.size(); ++i) {
@@ -185,10 +204,12 @@ void ingest_writer::commit(sealed_object& s) {
     const auto& batches = obj->batches[pkey];
     const auto& locations = finished.batches[i];
     bool previous_joinable = false;
+    int64_t prefix = 0;  // offsets of the batches before this one in the current range
     for (uint32_t j = 0; j < batches.size() && j < locations.size(); ++j) {
       const auto& b = batches[j];
       const bool idempotent = b.producer_id >= 0;
       if (!previous_joinable || idempotent) {
+        prefix = 0;
         metadata::range_commit rc;
         rc.topic = r.topic;
         rc.partition = r.partition;
@@ -199,9 +220,8 @@ void ingest_writer::commit(sealed_object& s) {
         commit.ranges.push_back(std::move(rc));
       }
       auto& rc = commit.ranges.back();
-      int64_t prefix = 0;
-      for (const auto& prior : rc.batches) prefix += prior.offset_count;
       where[{pkey, j}] = {commit.ranges.size() - 1, prefix};
+      prefix += b.offset_count;
       rc.byte_length = locations[j].offset + locations[j].length - rc.byte_offset;
       rc.max_timestamp = std::max(rc.max_timestamp, b.max_timestamp);
       rc.min_timestamp = std::min(rc.min_timestamp, obj->first_timestamps[pkey][j]);

@@ -1,16 +1,82 @@
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <deque>
 
 #include "handlers.h"
+#include "produce_view.h"
 #include "sh/kafka/legacy_records.h"
-#include "sh/kafka/messages/produce_request.h"
 #include "sh/kafka/messages/produce_response.h"
 #include "sh/kafka/record_batch.h"
 
 namespace sh::broker {
+namespace {
+
+using kafka::byte_reader;
+using kafka::decode_errc;
+
+// Flexible versions end every struct with tagged fields; none matter to the broker.
+bool skip_tagged_fields(byte_reader& r) {
+  const uint32_t n = r.read_unsigned_varint();
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    (void)r.read_unsigned_varint();  // tag
+    const uint32_t size = r.read_unsigned_varint();
+    (void)r.read_raw(size);
+  }
+  return r.ok();
+}
+
+// An array count; a null array is invalid here, as in the generated decoder.
+bool read_count(byte_reader& r, bool flexible, int32_t& n) {
+  n = flexible ? r.read_compact_array_length() : r.read_array_length();
+  if (!r.ok()) return false;
+  if (n < 0) {
+    r.fail(decode_errc::invalid_value);
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool decode_produce_request_view(byte_reader& r, int16_t version, produce_request_view& out) {
+  out = produce_request_view{};
+  if (version < 0 || version > 11) {
+    r.fail(decode_errc::unsupported_version);
+    return false;
+  }
+  const bool flexible = version >= 9;
+  if (version >= 3) {
+    out.transactional_id = flexible ? r.read_compact_nullable_string() : r.read_nullable_string();
+  }
+  out.acks = r.read_int16();
+  out.timeout_ms = r.read_int32();
+  int32_t topics = 0;
+  if (!read_count(r, flexible, topics)) return false;
+  // A count is bounded only by the bytes left (one byte each), so reserve a little and grow.
+  out.topics.reserve(static_cast<size_t>(std::min(topics, 64)));
+  for (int32_t t = 0; t < topics; ++t) {
+    auto& topic = out.topics.emplace_back();
+    topic.name = flexible ? r.read_compact_string() : r.read_string();
+    int32_t partitions = 0;
+    if (!read_count(r, flexible, partitions)) return false;
+    topic.partitions.reserve(static_cast<size_t>(std::min(partitions, 64)));
+    for (int32_t p = 0; p < partitions; ++p) {
+      auto& part = topic.partitions.emplace_back();
+      part.index = r.read_int32();
+      part.records = flexible ? r.read_compact_nullable_bytes_view() : r.read_nullable_bytes_view();
+      if (flexible && !skip_tagged_fields(r)) return false;
+      if (!r.ok()) return false;
+    }
+    if (flexible && !skip_tagged_fields(r)) return false;
+    if (!r.ok()) return false;
+  }
+  if (flexible && !skip_tagged_fields(r)) return false;
+  return r.ok();
+}
+
 namespace {
 
 using kafka::error_code;
@@ -82,22 +148,25 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
   // the tickets after it are released in order). Topic lookups are usually cache hits.
   produce_turn turn(conn, req.produce_ticket);
   co_await turn.wait();
-  kafka::produce_request in;
+  // Records stay views into req.frame, which lives until this handler returns.
+  produce_request_view in;
   kafka::byte_reader r(req.body());
-  if (!in.decode(r, req.api_version)) co_return malformed_request(req, "Produce body");
+  if (!decode_produce_request_view(r, req.api_version, in)) {
+    co_return malformed_request(req, "Produce body");
+  }
 
   kafka::produce_response resp;
   const int64_t append_time = now_ms();
   std::deque<std::vector<uint8_t>> rewritten;  // stamped copies; appends point into them
   std::vector<append_batch> appends;
   std::vector<partition_slot> slots;
-  for (size_t ti = 0; ti < in.topic_data.size(); ++ti) {
-    const auto& topic = in.topic_data[ti];
+  for (size_t ti = 0; ti < in.topics.size(); ++ti) {
+    const auto& topic = in.topics[ti];
     kafka::produce_response::topic_produce_response tr;
     tr.name = topic.name;
     auto [terr, info] = co_await resolve_topic(ctx, topic.name, true);
-    for (size_t pi = 0; pi < topic.partition_data.size(); ++pi) {
-      const auto& part = topic.partition_data[pi];
+    for (size_t pi = 0; pi < topic.partitions.size(); ++pi) {
+      const auto& part = topic.partitions[pi];
       kafka::produce_response::partition_produce_response pr;
       pr.index = part.index;
       pr.base_offset = -1;
@@ -187,9 +256,10 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
     co_return none;
   }
   if (!appends.empty()) {
-    // The batch bytes point into req.frame, which outlives this await; append copies them.
+    // The batch bytes point into req.frame (or `rewritten`), which outlive this await: the
+    // writer reads them when it builds the object, before it completes us, so it need not copy.
     auto outcomes = co_await await_callback<std::vector<append_outcome>>([&](auto done) {
-      ctx.writer->append(appends, std::move(done));
+      ctx.writer->append_borrowed(appends, std::move(done));
       turn.release();
     });
     for (const auto& slot : slots) {
@@ -203,7 +273,9 @@ awaitable<handler_response> handle_produce(broker_context& ctx, connection_state
       pr.base_offset = err == error_code::none ? outcomes[slot.first_batch].base_offset : -1;
     }
   }
-  co_return handler_response{encode_body(resp, req.api_version)};
+  handler_response out;
+  out.body = encode_body(resp, req.api_version);
+  co_return out;
 }
 
 }  // namespace sh::broker
