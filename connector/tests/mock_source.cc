@@ -3,7 +3,8 @@
 // is produced, then serves until SIGTERM or SIGINT.
 //
 //   sh_mirror_mock_source [--topic NAME] [--partitions N] [--rounds N] [--bulk N]
-//                         [--markers] [--value-size BYTES] [--bulk-codec none|gzip|snappy|lz4|zstd]
+//                         [--markers] [--trickle-ms MS] [--value-size BYTES] [--bulk-codec
+//                         none|gzip|snappy|lz4|zstd]
 //   sh_mirror_mock_source --dump BOOTSTRAP TOPIC
 //   sh_mirror_mock_source --commit BOOTSTRAP GROUP TOPIC P:OFFSET[,P:OFFSET...]
 //
@@ -26,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -220,6 +222,39 @@ bool produce_marker(const char* bootstrap, const std::string& topic, int partiti
   return err == 0;
 }
 
+// --trickle-ms: after start-up, keeps producing (about 2000 records/s over the partitions) for
+// that long, like a live source, then prints "trickle done" as the second stdout line.
+bool trickle(const char* bootstraps, const std::string& topic, int partitions, int ms,
+             int64_t* ts) {
+  char err[512];
+  rd_kafka_conf_t* conf = rd_kafka_conf_new();
+  if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof(err)) ||
+      rd_kafka_conf_set(conf, "linger.ms", "5", err, sizeof(err))) {
+    return false;
+  }
+  rd_kafka_t* p = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+  if (!p) return false;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+  int i = 0;
+  while (std::chrono::steady_clock::now() < end && !stop_requested) {
+    for (int k = 0; k < 20; ++k, ++i) {
+      const std::string key = "live-" + std::to_string(i);
+      const std::string v = "live-value-" + std::to_string(i) + std::string(64, 'l');
+      rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(i % partitions),
+                        RD_KAFKA_V_KEY(key.data(), key.size()),
+                        RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
+                        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_TIMESTAMP((*ts)++),
+                        RD_KAFKA_V_END);
+    }
+    rd_kafka_poll(p, 10);
+  }
+  rd_kafka_flush(p, 30000);
+  rd_kafka_destroy(p);
+  std::printf("trickle done\n");
+  std::fflush(stdout);
+  return true;
+}
+
 std::string hex_or_null(const void* p, size_t n) {
   if (!p) return "-";
   if (n == 0) return "''";
@@ -350,6 +385,7 @@ int main(int argc, char** argv) {
   int rounds = 20;
   int bulk = 0;
   bool markers = false;
+  int trickle_ms = 0;
   size_t value_size = 0;
   const char* bulk_codec = "lz4";
   for (int i = 1; i < argc; ++i) {
@@ -361,6 +397,8 @@ int main(int argc, char** argv) {
       rounds = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--bulk") && i + 1 < argc) {
       bulk = std::atoi(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--trickle-ms") && i + 1 < argc) {
+      trickle_ms = std::atoi(argv[++i]);
     } else if (!std::strcmp(argv[i], "--markers")) {
       markers = true;
     } else if (!std::strcmp(argv[i], "--value-size") && i + 1 < argc) {
@@ -402,6 +440,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::printf("%s\n", boot);
   std::fflush(stdout);
+  if (trickle_ms > 0 && !trickle(boot, topic, partitions, trickle_ms, &ts)) return 1;
   while (!stop_requested) rd_kafka_poll(rk, 100);
   rd_kafka_mock_cluster_destroy(cluster);
   rd_kafka_destroy(rk);

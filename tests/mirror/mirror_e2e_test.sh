@@ -268,21 +268,28 @@ section_fidelity() {
 
 section_kill9() {
   echo "kill -9: mirror in tiny flushes, SIGKILL three times, restart"
-  start_mock mock2 --partitions 3 --rounds 2 --bulk 40000
+  # A live source: records keep coming while the mirror is killed and restarted.
+  start_mock mock2 --partitions 3 --rounds 2 --bulk 20000 --trickle-ms 8000
   local B=$WORK/b
   new_archive "$B"
-  dump "$MOCK_BOOT" mirrored "$WORK/source2.dump"
-  local EXPECTED
-  EXPECTED=$(expected_total "$WORK/source2.dump")
-  printf 'flush.bytes=8192\nflush.ms=10\nlease.timeout.ms=1500\n' | write_mirror_config "$B" "$MOCK_BOOT"
-  local MPID
+  printf 'flush.bytes=4096\nflush.ms=10\nlease.timeout.ms=1000\n' | write_mirror_config "$B" "$MOCK_BOOT"
+  local MPID last=0 now
   for _ in 1 2 3; do
     "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
     MPID=$!; PIDS+=($MPID)
-    sleep "$($PY -c 'import random; print(round(random.uniform(0.3, 1.5), 2))')"
+    # A restart waits for the dead process's leases to expire (1 s), then copies for a while.
+    sleep "$($PY -c 'import random; print(round(random.uniform(1.2, 1.8), 2))')"
     kill -9 $MPID; wait $MPID 2>/dev/null || true
-    echo "  killed at $(mirrored_total "$B") of $EXPECTED"
+    now=$(mirrored_total "$B")
+    echo "  killed at $now mirrored"
+    (( now > last )) || fail "no progress before the kill"
+    grep -q "trickle done" "$WORK/mock2.out" && fail "the source stopped before the kill"
+    last=$now
   done
+  wait_trickle mock2
+  dump "$MOCK_BOOT" mirrored "$WORK/source2.dump"
+  local EXPECTED
+  EXPECTED=$(expected_total "$WORK/source2.dump")
   local before
   before=$(grep -c "starts at" "$B/mirror.log" || true)
   "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
@@ -312,16 +319,21 @@ print(' '.join(str(p) for p in sorted(owned)))
 EOP
 }
 
+wait_trickle() {  # $1 = mock name: waits for its live production to end
+  for _ in $(seq 1 600); do
+    grep -q "trickle done" "$WORK/$1.out" && return 0
+    sleep 0.1
+  done
+  fail "the mock's live production did not end"
+}
+
 section_share() {
   echo "share: two mirror processes split 6 partitions by leases; one is SIGKILLed"
-  start_mock mock3 --partitions 6 --rounds 2 --bulk 90000
+  # A live source: 12 s of production while the processes share, fail and take over.
+  start_mock mock3 --partitions 6 --rounds 2 --bulk 6000 --trickle-ms 12000
   local C=$WORK/c
   new_archive "$C"
-  dump "$MOCK_BOOT" mirrored "$WORK/source3.dump"
-  local EXPECTED
-  EXPECTED=$(expected_total "$WORK/source3.dump")
-  printf 'flush.bytes=4096\nflush.ms=10\nlease.timeout.ms=2000\nput.concurrency=1\n' |
-    write_mirror_config "$C" "$MOCK_BOOT"
+  printf 'flush.ms=20\nlease.timeout.ms=2000\n' | write_mirror_config "$C" "$MOCK_BOOT"
   "$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-a.log" 2>&1 &
   local APID=$!; PIDS+=($APID)
   wait_started "$C/mirror-a.log" 6
@@ -340,7 +352,7 @@ section_share() {
   # Both make progress on their own partitions.
   declare -A at
   for p in $a $b; do at[$p]=$(checkpoint_of "$C" "$p"); done
-  sleep 1
+  sleep 1.5
   for p in $a $b; do
     local now
     now=$(checkpoint_of "$C" "$p")
@@ -350,7 +362,7 @@ section_share() {
   kill -9 $APID; wait $APID 2>/dev/null || true
   local killed_at took
   killed_at=$(date +%s%N)
-  echo "  A killed at $(mirrored_total "$C") of $EXPECTED"
+  echo "  A killed at $(mirrored_total "$C") mirrored"
   for _ in $(seq 1 200); do
     [[ $(wc -w <<< "$(owned_now "$C/mirror-b.log")") == 6 ]] && break
     sleep 0.05
@@ -359,8 +371,14 @@ section_share() {
   [[ $(wc -w <<< "$(owned_now "$C/mirror-b.log")") == 6 ]] || fail "B did not take A's partitions"
   echo "  B took over all 6 partitions ${took} ms after the kill (lease timeout 2000 ms)"
   (( took < 6000 )) || fail "takeover took ${took} ms"
-  wait_total "$C" "$EXPECTED" $BPID "$C/mirror-b.log"
+  wait_trickle mock3
+  dump "$MOCK_BOOT" mirrored "$WORK/source3.dump"
+  wait_total "$C" "$(expected_total "$WORK/source3.dump")" $BPID "$C/mirror-b.log"
   kill -TERM $BPID; wait $BPID || fail "mirror B exit status after SIGTERM"
+  if grep -qi "conflict\|error" "$C/mirror-a.log" "$C/mirror-b.log"; then
+    grep -i "conflict\|error" "$C/mirror-a.log" "$C/mirror-b.log" | head -5 >&2
+    fail "a mirror logged errors"
+  fi
   check_through_broker "$C" "$WORK/source3.dump"
   "$SH_BIN" mirror verify --config "$C/mirror.properties" > "$C/verify.out" 2>&1 ||
     fail "verify after the takeover: $(cat "$C/verify.out")"
@@ -435,28 +453,39 @@ section_groups() {
 
 section_metrics() {
   echo "metrics: scrape GET /metrics during a run"
-  start_mock mock5 --partitions 3 --rounds 2 --bulk 30000
+  start_mock mock5 --partitions 3 --rounds 2 --bulk 3000 --trickle-ms 4000
   local M=$WORK/m
   new_archive "$M"
   local port
   port=$(free_port)
-  printf 'flush.bytes=8192\nflush.ms=10\nmetrics.listener=127.0.0.1:%s\nmetrics.log.interval.ms=500\nretention.assumed.ms=604800000\n' "$port" |
+  printf 'flush.ms=300\nmetrics.listener=127.0.0.1:%s\nmetrics.log.interval.ms=500\nretention.assumed.ms=604800000\n' "$port" |
     write_mirror_config "$M" "$MOCK_BOOT"
   "$SH_BIN" mirror --config "$M/mirror.properties" > "$M/mirror.log" 2>&1 &
   local MPID=$!; PIDS+=($MPID)
   wait_started "$M/mirror.log" 3
-  sleep 0.5
-  curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$M/scrape1.txt" || fail "scrape failed"
-  for m in streamhouse_mirror_lag_records streamhouse_mirror_lag_bytes \
-    streamhouse_mirror_newest_record_age_seconds streamhouse_mirror_retention_left_seconds \
-    streamhouse_mirror_records_total streamhouse_mirror_bytes_total; do
-    grep -q "^$m{partition=\"0\",topic=\"mirrored\"} " "$M/scrape1.txt" ||
-      fail "no $m for mirrored-0 in the scrape: $(head -30 "$M/scrape1.txt")"
+  # Mid-run (the source is still being written): every per-partition series is there.
+  local missing=""
+  for _ in $(seq 1 50); do
+    sleep 0.1
+    curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$M/scrape1.txt" || continue
+    missing=""
+    for m in streamhouse_mirror_lag_records streamhouse_mirror_lag_bytes \
+      streamhouse_mirror_newest_record_age_seconds streamhouse_mirror_retention_left_seconds \
+      streamhouse_mirror_records_total streamhouse_mirror_bytes_total; do
+      for p in 0 1 2; do
+        grep -q "^$m{partition=\"$p\",topic=\"mirrored\"} " "$M/scrape1.txt" || missing="$missing $m/$p"
+      done
+    done
+    [[ -z $missing ]] && break
   done
+  [[ -z $missing ]] || fail "missing in the scrape:$missing"
+  grep -q "trickle done" "$WORK/mock5.out" && fail "the scrape came after the source stopped"
   grep -q '^# TYPE streamhouse_mirror_records_total counter' "$M/scrape1.txt" || fail "no TYPE line"
   grep -q '^streamhouse_mirror_members 1' "$M/scrape1.txt" || fail "members gauge"
-  wait_total "$M" "$(expected_total <(dump "$MOCK_BOOT" mirrored "$WORK/source5.dump"; cat "$WORK/source5.dump"))" $MPID
-  sleep 0.6
+  wait_trickle mock5
+  dump "$MOCK_BOOT" mirrored "$WORK/source5.dump"
+  wait_total "$M" "$(expected_total "$WORK/source5.dump")" $MPID
+  sleep 0.8
   curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$M/scrape2.txt" || fail "scrape failed"
   local total lag
   total=$(awk '/^streamhouse_mirror_records_total\{/ { s += $2 } END { print s }' "$M/scrape2.txt")
