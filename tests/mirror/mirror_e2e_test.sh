@@ -453,7 +453,7 @@ section_groups() {
 
 section_metrics() {
   echo "metrics: scrape GET /metrics during a run"
-  start_mock mock5 --partitions 3 --rounds 2 --bulk 3000 --trickle-ms 4000
+  start_mock mock5 --partitions 3 --rounds 2 --bulk 3000 --trickle-ms 8000
   local M=$WORK/m
   new_archive "$M"
   local port
