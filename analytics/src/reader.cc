@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <map>
 
 #include "sh/kafka/record_batch.h"
@@ -93,6 +94,17 @@ aresult<std::unique_ptr<archive_reader>> archive_reader::open(const source_optio
     if (options.metadata_url.empty()) {
       return make_error(errc::invalid_argument,
                         "metadata.url is empty (use segment-only mode to read without it)");
+    }
+    // open_metadata_store creates a missing SQLite file: a reader must not, so that a wrong
+    // path is an error rather than an empty archive.
+    const std::string& u = options.metadata_url;
+    if (!u.starts_with("postgres")) {
+      std::string path = u.starts_with("sqlite://") ? u.substr(9)
+                         : u.starts_with("sqlite:") ? u.substr(7)
+                                                    : u;
+      if (path != ":memory:" && !std::filesystem::exists(path)) {
+        return make_error(errc::not_found, "no metadata database at " + path);
+      }
     }
     auto m = metadata::open_metadata_store(options.metadata_url);
     if (!m) return meta_error("opening metadata store", m.error());

@@ -4,6 +4,9 @@
 #include "sh/analytics/reader.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
@@ -320,6 +323,32 @@ TEST(parse_time_test, epoch_ms_and_iso8601) {
   EXPECT_FALSE(parse_time("2023-11-14T25:00"));
   EXPECT_FALSE(parse_time("2023-11-14T22:13:20Zjunk"));
   EXPECT_FALSE(parse_time("99999999999999999999999"));
+}
+
+}  // namespace
+}  // namespace sh::analytics
+
+namespace sh::analytics {
+namespace {
+
+TEST(reader_open_test, options_are_checked_and_nothing_is_created) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("sh-reader-open-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  source_options o;
+  EXPECT_EQ(archive_reader::open(o).code(), errc::invalid_argument);  // no storage.url
+  o.storage_url = "file://" + (dir / "objects").string();
+  EXPECT_EQ(archive_reader::open(o).code(), errc::invalid_argument);  // no metadata.url
+  o.metadata_url = "sqlite://" + (dir / "missing.db").string();
+  EXPECT_EQ(archive_reader::open(o).code(), errc::not_found);
+  EXPECT_FALSE(std::filesystem::exists(dir / "missing.db"));
+  o.segments_only = true;  // the metadata URL is not even looked at
+  auto r = archive_reader::open(o);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_TRUE((*r)->segments_only());
+  EXPECT_EQ((*r)->list_partitions("t").code(), errc::not_found);
+  EXPECT_EQ((*r)->list_partitions("../x").code(), errc::invalid_argument);
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
