@@ -11,6 +11,10 @@
 # 2. Throughput run: SH_LOAD_MESSAGES (default 300000) messages of SH_LOAD_SIZE (default 1024)
 #    bytes, acks=all, as fast as the client goes, to a SH_LOAD_PARTITIONS (default 4) partition
 #    topic; then consumes them all. Same against the mock.
+#    Then SH_LOAD_CONSUME_REPEAT (default 3) more consume-only runs of the same topic, now served
+#    from the broker's read cache (read.cache.bytes=SH_LOAD_CACHE_BYTES, default 1 GiB), each
+#    with the client's and the broker's CPU time (the machine may be shared: CPU per byte is the
+#    steadier number).
 # 3. Latency run: SH_LOAD_RATE (default 2000) msgs/s for SH_LOAD_LATENCY_MESSAGES (default 10000)
 #    messages, produce only: p50/p99/p99.9 below saturation (at full speed the client's own
 #    queue dominates latency).
@@ -37,6 +41,9 @@ SIZE=${SH_LOAD_SIZE:-1024}
 PARTITIONS=${SH_LOAD_PARTITIONS:-4}
 RATE=${SH_LOAD_RATE:-2000}
 LAT_MESSAGES=${SH_LOAD_LATENCY_MESSAGES:-10000}
+# The throughput run's data must fit the broker's read cache for the cache-consume runs.
+CACHE_BYTES=${SH_LOAD_CACHE_BYTES:-1073741824}
+CONSUME_REPEAT=${SH_LOAD_CONSUME_REPEAT:-3}
 PY=/usr/bin/python3
 
 for b in "$LOAD" "$BROKER"; do
@@ -152,11 +159,29 @@ compare_latency() {
 echo "== $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "== $MESSAGES x $SIZE B, $PARTITIONS partitions; latency run $LAT_MESSAGES msgs at $RATE msg/s"
 
+# cache_consume LABEL: SH_LOAD_CONSUME_REPEAT consume-only runs of load-tp against the running
+# broker (its data now in the read cache), each with the broker's CPU time from /proc.
+cache_consume() {
+  local label=$1 r c0 c1 line pid
+  # BROKER_PID is timeout(1)'s; the broker is its child.
+  pid=$(awk '{print $1}' "/proc/$BROKER_PID/task/$BROKER_PID/children")
+  for ((r = 1; r <= CONSUME_REPEAT; r++)); do
+    c0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    line=$("$LOAD" --label "$label" --bootstrap "$BOOTSTRAP" --topic load-tp --messages "$MESSAGES" \
+      --consume-only | grep ' consume: ')
+    c1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+    echo "$line; broker CPU $(awk -v a="$c0" -v b="$c1" -v t="$(getconf CLK_TCK)" \
+      'BEGIN { printf "%.2f", (b - a) / t }') s"
+  done | tee "$WORK/$label-cache.out"
+}
+
 # --- embedded default broker vs mock ---
-start_broker embedded
+start_broker embedded "read.cache.bytes=$CACHE_BYTES"
 echo "== streamhouse (embedded: SQLite + local dir) on $BOOTSTRAP"
 run_load broker "$WORK/broker.res" --bootstrap "$BOOTSTRAP" --topic load-tp --messages "$MESSAGES" \
   --size "$SIZE" --partitions "$PARTITIONS"
+echo "== consume from the read cache ($CONSUME_REPEAT runs; client and broker CPU per run)"
+cache_consume broker-cache
 run_load broker-lat "$WORK/broker-lat.res" --bootstrap "$BOOTSTRAP" --topic load-lat \
   --messages "$LAT_MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" --rate "$RATE" --no-consume
 stop_broker
