@@ -187,6 +187,7 @@ aresult<void> archive_reader::read_indexed(const std::string& topic, int32_t par
   ctx.range.to_offset = end;
   // Segment footers seen, for their min/max timestamps (several rows point into one segment).
   std::map<std::string, std::optional<storage::segment_info>> footers;
+  int index_retries = 0;
   while (from <= end && !stop) {
     auto entries = _meta->read_index(topic, partition, from, index_page);
     if (!entries) return meta_error(where, entries.error());
@@ -215,7 +216,16 @@ aresult<void> archive_reader::read_indexed(const std::string& topic, int32_t par
       }
       auto bytes = _store->get_range(e.object_key, e.byte_offset, e.byte_length);
       _stats.ranges_fetched++;
+      if (!bytes && bytes.code() == storage::errc::not_found && index_retries < 3) {
+        // Compaction swapped this row for a segment row and GC deleted the ingest object
+        // after its grace period (a long export): read the index again from here. Offsets
+        // already delivered are not delivered twice (ctx.next_offset).
+        ++index_retries;
+        from = std::max(e.base_offset, ctx.next_offset);
+        break;
+      }
       if (!bytes) return store_error("reading " + e.object_key, bytes.error());
+      index_retries = 0;
       _stats.bytes_fetched += bytes->size();
       if (bytes->size() != e.byte_length) {
         return make_error(errc::corrupt, "object " + e.object_key + " is shorter than its index");

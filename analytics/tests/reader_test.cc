@@ -293,6 +293,55 @@ TEST_F(reader_test, segment_larger_than_the_read_window) {
   EXPECT_EQ(offsets(read_all(*r, 1, tr)), (std::vector<int64_t>{73, 74, 75, 76, 77, 78, 79, 80}));
 }
 
+TEST_F(reader_test, rows_compacted_and_collected_during_a_read_are_read_from_the_segment) {
+  commit(0, {batch(5, 1000, "a")});
+  commit(0, {batch(5, 2000, "b", 4)});
+  auto rows = meta->read_index("t", 0, 0, 10);
+  ASSERT_TRUE(rows);
+  ASSERT_EQ(rows->size(), 2u);
+  auto r = archive_reader::open(store, meta);
+  std::vector<int64_t> got;
+  bool swapped = false;
+  auto res = r->read("t", 0, {}, [&](const record& rec) {
+    got.push_back(rec.offset);
+    if (!swapped) {
+      // What the compactor and then GC do while this export runs: both rows into one segment,
+      // the second ingest object deleted.
+      swapped = true;
+      storage::segment_builder b("w", "t", 0);
+      int64_t base = 0;
+      for (const auto& e : *rows) {
+        auto bytes = store->get_range(e.object_key, e.byte_offset, e.byte_length);
+        EXPECT_TRUE(bytes);
+        EXPECT_TRUE(b.add(*bytes, base));
+        base = e.last_offset + 1;
+      }
+      auto f = b.finish(1);
+      const auto key = storage::segment_object_key("", "t", 0, 0);
+      EXPECT_TRUE(store->put(key, f.data));
+      auto l = meta->acquire_lease("compact/t/0", "test", 60000);
+      EXPECT_TRUE(l);
+      metadata::segment_replacement rep;
+      rep.topic = "t";
+      rep.segment_key = key;
+      rep.segment_size = f.data.size();
+      rep.first_offset = 0;
+      rep.last_offset = 9;
+      rep.replaced = *rows;
+      rep.entries.push_back({0, 9, f.info.max_timestamp, 10, key, 0, f.info.data_length});
+      rep.fence = {l->name, l->epoch};
+      auto sw = meta->replace_with_segment(rep);
+      EXPECT_TRUE(sw) << sw.message();
+      EXPECT_TRUE(store->remove((*rows)[1].object_key));
+    }
+    return true;
+  });
+  ASSERT_TRUE(res) << res.message();
+  std::vector<int64_t> want;
+  for (int64_t i = 0; i < 10; ++i) want.push_back(i);
+  EXPECT_EQ(got, want);
+}
+
 TEST_F(reader_test, corrupt_range_is_an_error_not_a_crash) {
   commit(0, {batch(3, 1000, "a")});
   auto e = meta->read_index("t", 0, 0, 1);
