@@ -118,6 +118,9 @@ const std::vector<config_key>& known_config_keys() {
        "object must stay unregistered before the orphan sweep deletes it (default 300000)."},
       {"object.sweep.interval.ms", "",
        "Pause between orphan sweeps, each listing the bucket (default 3600000)."},
+      {"compaction.lease.ms", "",
+       "Lease that makes a broker a partition's compactor; a crashed broker's partitions are "
+       "taken over after it (default 60000)."},
       {"s3.endpoint", "",
        "S3 endpoint URL, e.g. http://127.0.0.1:9000 (default: AWS for s3.region)."},
       {"s3.region", "us-east-1", "S3 region used for signing."},
@@ -310,7 +313,8 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
                           {"log.retention.bytes", -1},
                           {"compaction.interval.ms", 1},
                           {"object.gc.grace.ms", 0},
-                          {"object.sweep.interval.ms", 1}}) {
+                          {"object.sweep.interval.ms", 1},
+                          {"compaction.lease.ms", 1}}) {
     if (const auto& v = r.at(key); !v.empty()) {
       int64_t max = std::string_view(key) == "log.segment.bytes" ? int64_t{2147483647}
                                                                  : int64_t{1} << 62;
