@@ -211,6 +211,7 @@ compactor_options make_compactor_options(const broker_config& cfg, std::string o
   o.pass_interval_ms = int_or(key("compaction.interval.ms"), 1, o.pass_interval_ms);
   o.gc_grace_ms = int_or(key("object.gc.grace.ms"), 0, o.gc_grace_ms);
   o.sweep_interval_ms = int_or(key("object.sweep.interval.ms"), 1, o.sweep_interval_ms);
+  o.lease_ttl_ms = int_or(key("compaction.lease.ms"), 1, o.lease_ttl_ms);
   o.broker = cfg;
   return o;
 }

@@ -143,7 +143,7 @@ struct compactor_options {
   std::string owner;                 // lease owner: this process incarnation
   std::string prefix;                // object key prefix for segments
   int64_t pass_interval_ms = 10000;  // broker compaction.interval.ms
-  int64_t lease_ttl_ms = 60000;
+  int64_t lease_ttl_ms = 60000;      // broker compaction.lease.ms
   // Objects stay this long after losing their last index row (covers in-flight fetches); also
   // how long the orphan sweep waits before deleting an unregistered object. Broker
   // object.gc.grace.ms.
