@@ -106,6 +106,7 @@ class ingest_writer {
     storage::ingest_object_builder::finished finished;
     std::string key;
     uint64_t object_size = 0;  // finished.data is freed right after the PUT
+    std::chrono::steady_clock::time_point sealed, built;  // for the debug timing line
     bool put_ok = false;
   };
 
