@@ -19,6 +19,7 @@ struct index_cache::part {
   // [first, last] offset intervals for which every index entry intersecting them is cached.
   std::map<int64_t, int64_t> known;
   clock::time_point entries_since;  // when the oldest cached entry was read
+  clock::time_point last_used;
 };
 
 index_cache::index_cache(std::shared_ptr<metadata_store> store, index_cache_options options)
@@ -70,11 +71,13 @@ index_cache::part_ptr index_cache::touch_locked(const key_type& key, bool create
   auto it = _parts.find(key);
   if (it != _parts.end()) {
     _lru.splice(_lru.begin(), _lru, it->second->lru);
+    it->second->last_used = clock::now();
     return it->second;
   }
   if (!create) return nullptr;
   auto p = std::make_shared<part>();
   p->key = key;
+  p->last_used = clock::now();
   _lru.push_front(p);
   p->lru = _lru.begin();
   _parts.emplace(key, p);
@@ -137,8 +140,10 @@ mresult<partition_state> index_cache::get_partition(const std::string& topic, in
       return _store->get_partition(topic, partition);
     }
     auto it = _parts.find(key);
-    if (it != _parts.end() && state_fresh_locked(*it->second, clock::now())) {
+    const auto now = clock::now();
+    if (it != _parts.end() && state_fresh_locked(*it->second, now)) {
       _lru.splice(_lru.begin(), _lru, it->second->lru);
+      it->second->last_used = now;
       ++_stats.state_hits;
       return it->second->state;
     }
@@ -362,17 +367,26 @@ index_cache_stats index_cache::stats() const {
 }
 
 // Without notifications: re-read every cached partition's state each poll_interval and report
-// the high watermarks that moved, as the listener would have.
+// the high watermarks that moved, as the listener would have. With notifications: the same for
+// recently used partitions each safety_poll_interval, reporting only what moved unnoticed.
 void index_cache::poll_loop() {
   std::unique_lock lock(_mu);
   while (!_stopping) {
-    _poll_cv.wait_for(lock, _options.poll_interval);
+    const bool safety = _notifications;
+    if (safety && _options.safety_poll_interval.count() <= 0) {
+      _poll_cv.wait(lock, [&] { return _stopping; });
+      break;
+    }
+    _poll_cv.wait_for(lock, safety ? _options.safety_poll_interval : _options.poll_interval);
     if (_stopping) break;
-    if (_notifications) continue;
     ++_stats.polls;
+    const auto now = clock::now();
     std::vector<std::pair<part_ptr, uint64_t>> todo;
     todo.reserve(_parts.size());
-    for (auto& [key, p] : _parts) todo.emplace_back(p, p->gen);
+    for (auto& [key, p] : _parts) {
+      if (safety && (!p->state_valid || now - p->last_used > _options.hot_window)) continue;
+      todo.emplace_back(p, p->gen);
+    }
     const uint64_t global = _global_gen;
     lock.unlock();
     std::vector<partition_change> changes;
@@ -392,13 +406,19 @@ void index_cache::poll_loop() {
       } else {
         merge_locked(*p, *state);
       }
-      if (!was_valid || state->high_watermark != old) {
+      if (safety) {
+        // Only a watermark above what the cache knew is news (a notification may be in flight
+        // for it, which then repeats harmlessly).
+        if (was_valid && state->high_watermark > old) {
+          ++_stats.missed;
+          changes.push_back({p->key.first, p->key.second, state->high_watermark});
+        }
+      } else if (!was_valid || state->high_watermark != old) {
         changes.push_back({p->key.first, p->key.second, state->high_watermark});
       }
     }
-    commit_listener forward;
     lock.lock();
-    forward = _on_change;
+    commit_listener forward = _on_change;
     if (!changes.empty() && forward) {
       lock.unlock();
       forward(changes, false);

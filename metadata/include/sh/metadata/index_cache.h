@@ -12,7 +12,9 @@
 // - Polling when notifications are unavailable (set_commit_listener failed, or
 //   options.notifications = false): a thread re-reads every cached partition's state every
 //   poll_interval and reports the changes it finds like notifications; a cached state is then
-//   served for at most poll_interval.
+//   served for at most poll_interval. With notifications, a slower safety poll
+//   (safety_poll_interval) of the recently used partitions catches notifications that were lost
+//   while the listener connection was down or hung.
 // - A resync notification (the PostgreSQL listener reconnected: notifications may have been
 //   lost) invalidates every cached state.
 // - invalidate_states(): a commit this process made whose notification may still be in flight
@@ -60,6 +62,13 @@ struct index_cache_options {
   std::chrono::milliseconds state_ttl{500};
   // Without notifications: the polling period, and the longest a cached state is served.
   std::chrono::milliseconds poll_interval{100};
+  // With notifications: how often recently used partitions' states are still re-read, to catch
+  // notifications that never came (a LISTEN connection that hangs instead of failing, or one
+  // that dropped and has not reconnected yet); a moved high watermark is then reported like a
+  // notification. 0: never.
+  std::chrono::milliseconds safety_poll_interval{1000};
+  // Partitions used within this window count as recently used for the safety poll.
+  std::chrono::milliseconds hot_window{10000};
   // The longest cached index entries of a partition are kept before a re-read.
   std::chrono::milliseconds entry_ttl{30000};
   // Index entries read from the store on a miss (at least the caller's max_entries).
@@ -74,7 +83,8 @@ struct index_cache_stats {
   uint64_t index_misses = 0;  // store reads of index entries
   uint64_t notifications = 0;
   uint64_t resyncs = 0;
-  uint64_t polls = 0;            // polling rounds
+  uint64_t polls = 0;            // polling rounds (fallback and safety)
+  uint64_t missed = 0;           // watermarks the safety poll found moved without a notification
   uint64_t evictions = 0;        // partitions dropped for the bounds
   uint64_t lost_fill_races = 0;  // misses not cached because a change arrived meanwhile
   size_t partitions = 0;
