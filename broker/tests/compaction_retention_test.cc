@@ -534,6 +534,23 @@ TEST_P(compaction_retention_test, delete_topic_removes_every_object_eventually) 
   EXPECT_TRUE(keys_under("ingest/").empty());
 }
 
+TEST_P(compaction_retention_test, clean_stop_hands_partitions_over_at_once) {
+  ASSERT_TRUE(ctx->meta->create_topic("s", 2, {}));
+  compaction::compactor c(ctx->meta, ctx->store, options({}, "first"));
+  c.run_pass();
+  for (const char* name : {"compact/s/0", "compact/s/1", "sweep/objects"}) {
+    auto l = ctx->meta->acquire_lease(name, "second", 60000);
+    ASSERT_TRUE(l) << l.message();
+    EXPECT_EQ(l->owner, "first") << name;  // held (TTL 60 s)
+  }
+  c.stop();
+  for (const char* name : {"compact/s/0", "compact/s/1", "sweep/objects"}) {
+    auto l = ctx->meta->acquire_lease(name, "second", 60000);
+    ASSERT_TRUE(l) << l.message();
+    EXPECT_EQ(l->owner, "second") << name;  // released by the clean stop
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(backends, compaction_retention_test, ::testing::Values(false, true),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? std::string("postgres_s3")

@@ -240,6 +240,13 @@ void compactor::stop() {
   }
   _cv.notify_all();
   if (_thread.joinable()) _thread.join();
+  // A clean stop hands the partitions over at once; a crash leaves them to lease expiry.
+  for (const auto& [name, epoch] : _held) {
+    if (auto r = _meta->release_lease(name, _options.owner, epoch); !r) {
+      spdlog::debug("compaction: releasing {}: {}", name, r.message());
+    }
+  }
+  _held.clear();
 }
 
 bool compactor::stopping() {
@@ -282,6 +289,7 @@ void compactor::run_pass() {
     // One broker at a time lists the bucket.
     auto held = _meta->acquire_lease("sweep/objects", _options.owner, _options.lease_ttl_ms);
     if (held && held->owner == _options.owner) {
+      _held[held->name] = held->epoch;
       _last_sweep_ms = now;
       auto swept = _sweeper.sweep(*_meta, *_objects, now);
       if (!swept) {
@@ -302,7 +310,11 @@ void compactor::run_partition(const metadata::topic_info& t, int32_t p) {
     spdlog::warn("compaction: lease {}: {}", name, held.message());
     return;
   }
-  if (held->owner != _options.owner) return;  // another broker compacts it
+  if (held->owner != _options.owner) {  // another broker compacts it
+    _held.erase(name);
+    return;
+  }
+  _held[name] = held->epoch;
   metadata::lease_fence fence{held->name, held->epoch};
 
   // Retention first: no point compacting what is about to go.

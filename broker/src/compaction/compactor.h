@@ -173,7 +173,8 @@ class compactor {
   compactor& operator=(const compactor&) = delete;
 
   void start();
-  // Ends the pass in progress at its next partition and joins; leases expire on their own.
+  // Ends the pass in progress at its next partition, joins, and releases the leases held so
+  // another broker can take the partitions over at once.
   void stop();
   // One pass over every partition (what the thread does each interval); for tests.
   void run_pass();
@@ -192,6 +193,7 @@ class compactor {
   std::thread _thread;
   orphan_sweeper _sweeper;
   int64_t _last_sweep_ms = 0;
+  std::map<std::string, int64_t> _held;  // leases held (name -> epoch); the thread's, then stop()'s
 };
 
 }  // namespace sh::broker::compaction
