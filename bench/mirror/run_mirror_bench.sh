@@ -5,7 +5,7 @@
 # last record (the time from the process start, source metadata and lease included).
 #
 # usage: bench/mirror/run_mirror_bench.sh BUILD_DIR [embedded|postgres-s3] [RECORDS] [VALUE] [PARTITIONS] [extra mirror.properties lines...]
-#   embedded     SQLite + local directory under /tmp (the default)
+#   embedded     SQLite + local directory under ${BENCH_TMP:-/tmp} (the default)
 #   postgres-s3  PG_DSN/PG_URL and S3_* from tests/services/test-services.sh (must be sourced)
 set -euo pipefail
 BUILD=${1:?build dir}
@@ -16,7 +16,7 @@ PARTS=${5:-4}
 shift $(( $# < 5 ? $# : 5 ))
 SH_BIN=$BUILD/broker/streamhouse
 MOCK_BIN=$BUILD/connector/sh_mirror_mock_source
-WORK=$(mktemp -d /tmp/sh-mirror-bench.XXXXXX)
+WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/sh-mirror-bench.XXXXXX")
 MOCK_PID=""
 cleanup() { [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
@@ -52,6 +52,7 @@ NAME=bench$$
 start=$(date +%s%N)
 "$SH_BIN" mirror --config "$WORK/mirror.properties" > "$WORK/mirror.log" 2>&1 &
 MPID=$!
+CPU0=$(awk '{print $14 + $15}' /proc/$MPID/stat 2>/dev/null || echo 0)
 # The mirror logs "caught up" once every partition's checkpoint reached the source's end.
 for _ in $(seq 1 6000); do
   grep -q "caught up" "$WORK/mirror.log" && break
@@ -59,14 +60,33 @@ for _ in $(seq 1 6000); do
   sleep 0.02
 done
 end=$(date +%s%N)
+CPU1=$(awk '{print $14 + $15}' /proc/$MPID/stat)
 kill -TERM $MPID; wait $MPID || true
 grep -q "caught up" "$WORK/mirror.log" || { echo "mirror never caught up: $(tail -5 "$WORK/mirror.log")"; exit 1; }
 secs=$(python3 -c "print(($end - $start) / 1e9)")
-python3 - "$secs" "$RECORDS" "$VALUE" "$BACKEND" "$PARTS" <<'EOP'
-import sys
-secs, n, v, backend, parts = float(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
-payload = n * (v + 12)  # value + the "bulk-<i>" key, roughly
-print(f"{backend}: {n} records x {v} B over {parts} partitions in {secs:.2f} s: "
-      f"{payload / secs / 1e6:.1f} MB/s, {n / secs:.0f} records/s")
+# The copy phase alone: from the first partition's start to "caught up" (log timestamps).
+copy=$(python3 - "$WORK/mirror.log" <<'EOP'
+import re, sys, datetime
+first = last = None
+for line in open(sys.argv[1], errors='replace'):
+    m = re.match(r'\[(\d+-\d+-\d+ \d+:\d+:\d+\.\d+)\]', line)
+    if not m: continue
+    t = datetime.datetime.strptime(m.group(1), '%Y-%m-%d %H:%M:%S.%f').timestamp()
+    if first is None and 'starts at' in line: first = t
+    if 'caught up' in line: last = t; break
+print(f"{last - first:.3f}" if first and last else "0")
 EOP
-grep -E "mirror .*: (committed|caught up)" "$WORK/mirror.log" | tail -1 || true
+)
+cpu=$(python3 -c "print(($CPU1 - $CPU0) / $(getconf CLK_TCK))")
+python3 - "$secs" "$copy" "$cpu" "$RECORDS" "$VALUE" "$BACKEND" "$PARTS" <<'EOP'
+import sys
+secs, copy, cpu = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+n, v, backend, parts = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
+payload = n * (v + 12)  # value + the "bulk-<i>" key, roughly
+print(f"{backend}: {n} records x {v} B over {parts} partitions: "
+      f"process start to caught up {secs:.2f} s = {payload / secs / 1e6:.1f} MB/s; "
+      f"copy phase {copy:.2f} s = {payload / max(copy, 1e-9) / 1e6:.1f} MB/s, "
+      f"{n / max(copy, 1e-9):.0f} records/s; mirror CPU {cpu:.2f} s = "
+      f"{payload / max(cpu, 1e-9) / 1e6:.0f} MB per CPU-second")
+EOP
+grep -E "mirror thread time" "$WORK/mirror.log" | sed "s/.*mirror thread time/  mirror thread time/" || true

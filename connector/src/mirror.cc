@@ -37,6 +37,10 @@ int64_t now_ms() {
       .count();
 }
 
+double mono_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
 int64_t wall_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -49,8 +53,9 @@ struct partition_state {
   std::string topic;
   int32_t partition = 0;
   std::vector<source_record> pending;
-  int64_t next_offset = -1;     // expected next source offset (-1: unknown yet)
-  int64_t committed_next = -1;  // checkpoint in the archive (-1: none yet)
+  std::vector<rd_kafka_message_t*> held;  // the messages `pending` points into
+  int64_t next_offset = -1;               // expected next source offset (-1: unknown yet)
+  int64_t committed_next = -1;            // checkpoint in the archive (-1: none yet)
   int64_t lease_epoch = 0;
   // Observability.
   int64_t newest_committed_ts = -1;    // timestamp of the newest record committed
@@ -87,7 +92,8 @@ std::string key_safe(const std::string& s) {
   return out;
 }
 
-source_record copy_message(const rd_kafka_message_t* m) {
+// A view of one message (the message must outlive the record: partition_state::held).
+source_record view_message(const rd_kafka_message_t* m) {
   source_record r;
   r.offset = m->offset;
   rd_kafka_timestamp_type_t tstype = RD_KAFKA_TIMESTAMP_NOT_AVAILABLE;
@@ -103,11 +109,11 @@ source_record copy_message(const rd_kafka_message_t* m) {
     size_t size = 0;
     for (size_t i = 0;
          rd_kafka_header_get_all(hdrs, i, &name, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR; ++i) {
-      kafka::record_header_spec h;
+      source_header h;
       h.key = name;
       if (val) h.value.emplace(static_cast<const char*>(val), size);
       r.size += h.key.size() + size + 8;
-      r.headers.push_back(std::move(h));
+      r.headers.push_back(h);
     }
   }
   r.size += m->key_len + m->len + 24;
@@ -118,11 +124,32 @@ metrics::labels part_labels(const partition_state& st) {
   return {{"topic", st.topic}, {"partition", std::to_string(st.partition)}};
 }
 
-// One flushed object on its way: PUT running in the background, committed in sequence order.
+// What a flush hands to its background task: the records and the messages they view.
+struct encode_work {
+  struct part {
+    std::string topic;
+    int32_t partition = 0;
+    std::vector<source_record> records;
+    std::vector<rd_kafka_message_t*> held;
+  };
+  std::vector<part> parts;
+  ~encode_work() {
+    for (auto& p : parts) {
+      for (auto* m : p.held) rd_kafka_message_destroy(m);
+    }
+  }
+};
+
+struct encoded_object {
+  storage::sresult<void> put;
+  uint64_t size = 0;
+  std::vector<metadata::mirror_range> ranges;
+};
+
+// One flushed object on its way: encoded and PUT in the background, committed in sequence order.
 struct inflight_object {
-  metadata::mirror_commit commit;
-  std::shared_ptr<const std::vector<uint8_t>> data;
-  std::future<storage::sresult<void>> put;
+  metadata::mirror_commit commit;  // ranges and object_size are filled from the task's result
+  std::future<encoded_object> put;
   struct part_info {
     int64_t last = 0;
     int64_t newest_ts = -1;
@@ -137,6 +164,7 @@ class mirror {
  public:
   mirror(const mirror_config& cfg, const std::atomic<bool>& stop) : _cfg(cfg), _stop(stop) {}
   ~mirror() {
+    for (auto& [k, st] : _parts) release_held(st);  // before the consumer closes
     if (_admin_queue) rd_kafka_queue_destroy(_admin_queue);
   }
 
@@ -150,7 +178,12 @@ class mirror {
   cresult<void> balance();
   cresult<void> add_partition(const part_key& key, int64_t epoch);
   void drop_partition(const part_key& key, bool release);
-  cresult<void> take(const rd_kafka_message_t* m);
+  cresult<bool> take(rd_kafka_message_t* m);
+  static void release_held(partition_state& st) {
+    for (auto* m : st.held) rd_kafka_message_destroy(m);
+    st.held.clear();
+    st.pending.clear();
+  }
   cresult<void> flush();
   cresult<void> drain(bool all);
   cresult<void> commit_one(inflight_object& o);
@@ -194,39 +227,45 @@ class mirror {
   std::unique_ptr<metrics::http_listener> _listener;
   std::map<std::string, std::map<part_key, int64_t>> _synced;  // group -> what we last wrote
   std::set<std::string> _moved_groups;
-  std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive  // archive consumers committed: never overwritten
+  std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive  //
+                                         // archive consumers committed: never overwritten
   bool _list_groups_unsupported_logged = false;
+  // Where the mirror thread's time goes (seconds), logged at stop: waiting for the source,
+  // taking messages, encoding objects, waiting for PUTs, committing, the rest (leases, groups).
+  double _t_poll = 0, _t_take = 0, _t_encode = 0, _t_put_wait = 0, _t_commit = 0;
   // Rates for the log line and the gauges.
   int64_t _rate_at = 0;
   uint64_t _rate_records = 0;
   uint64_t _rate_bytes = 0;
 };
 
-// Adds one source message to its partition's pending records.
-cresult<void> mirror::take(const rd_kafka_message_t* m) {
-  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return {};
+// Adds one source message to its partition's pending records. true: the message is kept (in
+// `held`, destroyed after its flush); false: the caller destroys it.
+cresult<bool> mirror::take(rd_kafka_message_t* m) {
+  if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return false;
   if (m->err) {
     spdlog::warn("mirror {}: source: {}", _cfg.name, rd_kafka_message_errstr(m));
-    return {};
+    return false;
   }
   auto it = _parts.find(part_key(std::string(rd_kafka_topic_name(m->rkt)), m->partition));
-  if (it == _parts.end()) return {};  // a partition given up; its queued messages are stale
+  if (it == _parts.end()) return false;  // a partition given up; its queued messages are stale
   partition_state& st = it->second;
   // A record below what was already taken (a re-delivery after a seek) is skipped, so offsets
   // only ever move forward.
   const int64_t floor = st.pending.empty() ? st.next_offset : st.pending.back().offset + 1;
-  if (m->offset < floor) return {};
+  if (m->offset < floor) return false;
   // A gap too wide for an int32 offset delta starts a new range (a new flush).
   if (!st.pending.empty() && m->offset - st.pending.back().offset > (int64_t{1} << 30)) {
-    if (auto r = flush(); !r) return r;
+    if (auto r = flush(); !r) return r.error();
   }
-  source_record r = copy_message(m);
+  source_record r = view_message(m);
   _pending_bytes += r.size;
   if (_pending_since < 0) _pending_since = now_ms();
   if (st.oldest_uncommitted_ts < 0) st.oldest_uncommitted_ts = r.timestamp;
   st.pending.push_back(std::move(r));
+  st.held.push_back(m);
   st.next_offset = m->offset + 1;
-  return {};
+  return true;
 }
 
 // Takes the lowest free member slot. false: stopped first.
@@ -365,6 +404,7 @@ void mirror::drop_partition(const part_key& key, bool release) {
   }
   rd_kafka_topic_partition_list_destroy(rm);
   for (const auto& r : it->second.pending) _pending_bytes -= std::min(_pending_bytes, r.size);
+  release_held(it->second);
   if (release) {
     if (auto r = _meta->release_lease(part_lease(key), _writer_id, it->second.lease_epoch); !r) {
       spdlog::warn("mirror {}: releasing {}: {}", _cfg.name, part_lease(key), r.message());
@@ -540,83 +580,96 @@ void mirror::poll_admin() {
 // Builds one ingest object from every pending record and starts its PUT in the background.
 cresult<void> mirror::flush() {
   if (_pending_bytes == 0) return {};
-  storage::ingest_object_builder builder(_writer_id);
-  struct part_summary {
-    int64_t base = 0;
-    int64_t last = 0;
-    std::vector<metadata::batch_commit> batches;
-  };
-  std::map<part_key, part_summary> summaries;
+  const double t0 = mono_s();
   inflight_object o;
+  // The records and the messages they point into move to the object's task, which encodes the
+  // batches, builds the ingest object and PUTs it while this thread goes on consuming.
+  auto work = std::make_shared<encode_work>();
   for (auto& [key, st] : _parts) {
     if (st.pending.empty()) continue;
-    part_summary& sum = summaries[key];
-    sum.base = st.pending.front().offset;
-    sum.last = st.pending.back().offset;
     auto& info = o.parts[key];
-    info.last = sum.last;
+    info.last = st.pending.back().offset;
     info.records = st.pending.size();
     for (const auto& r : st.pending) {
       info.newest_ts = std::max(info.newest_ts, r.timestamp);
       info.bytes += r.size;
     }
     o.records += st.pending.size();
-    for (auto& b : rebuild_batches(st.pending, _cfg.batch_max_bytes, _cfg.compression)) {
-      builder.add(st.topic, st.partition, b.bytes,
-                  storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
-      metadata::batch_commit bc;
-      bc.offset_count = b.offset_count;
-      bc.max_timestamp = b.max_timestamp;
-      sum.batches.push_back(bc);
-    }
+    encode_work::part p;
+    p.topic = st.topic;
+    p.partition = st.partition;
+    p.records = std::move(st.pending);
+    p.held = std::move(st.held);
     st.pending.clear();
+    st.held.clear();
+    work->parts.push_back(std::move(p));
+    metadata::mirror_checkpoint cp;
+    cp.mirror_name = _cfg.name;
+    cp.source_topic = st.topic;
+    cp.source_partition = st.partition;
+    cp.topic = st.topic;
+    cp.partition = st.partition;
+    cp.next_source_offset = info.last + 1;
+    o.commit.checkpoints.push_back(std::move(cp));
   }
-  auto obj = builder.finish();
   metadata::mirror_commit& commit = o.commit;
   commit.fence = metadata::lease_fence{_member_lease, _member_epoch};
   commit.object_key = storage::ingest_object_key("", _writer_id, ++_sequence);
-  commit.object_size = obj.data.size();
-  for (const auto& r : obj.ranges) {
-    const auto key = part_key(r.topic, r.partition);
-    const part_summary& sum = summaries.at(key);
-    metadata::mirror_range mr;
-    mr.range.topic = r.topic;
-    mr.range.partition = r.partition;
-    mr.range.byte_offset = r.offset;
-    mr.range.byte_length = r.length;
-    mr.range.min_timestamp = r.min_timestamp;
-    mr.range.max_timestamp = r.max_timestamp;
-    mr.range.batches = sum.batches;
-    mr.base_offset = sum.base;
-    mr.last_offset = sum.last;
-    commit.ranges.push_back(std::move(mr));
-    metadata::mirror_checkpoint cp;
-    cp.mirror_name = _cfg.name;
-    cp.source_topic = r.topic;
-    cp.source_partition = r.partition;
-    cp.topic = r.topic;
-    cp.partition = r.partition;
-    cp.next_source_offset = sum.last + 1;
-    commit.checkpoints.push_back(std::move(cp));
-  }
-  o.data = std::make_shared<const std::vector<uint8_t>>(std::move(obj.data));
-  // The PUT runs on its own thread; a PUT of the same key is idempotent, so retries are safe.
-  o.put = std::async(std::launch::async,
-                     [store = _store, key = commit.object_key, data = o.data,
-                      name = _cfg.name]() -> storage::sresult<void> {
-                       int64_t backoff = 50;
-                       for (int attempt = 1;; ++attempt) {
-                         auto put = store->put(key, *data);
-                         if (put || attempt >= 10) return put;
-                         spdlog::warn("mirror {}: PUT {} failed (attempt {}): {}", name, key,
-                                      attempt, put.message());
-                         std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
-                         backoff = std::min<int64_t>(backoff * 2, 5000);
-                       }
-                     });
+  // A PUT of the same key is idempotent, so retries are safe.
+  o.put = std::async(
+      std::launch::async,
+      [work, store = _store, key = commit.object_key, writer = _writer_id, name = _cfg.name,
+       batch_max = _cfg.batch_max_bytes, codec = _cfg.compression]() -> encoded_object {
+        encoded_object out;
+        storage::ingest_object_builder builder(writer);
+        std::map<part_key, std::vector<metadata::batch_commit>> batches;
+        std::map<part_key, std::pair<int64_t, int64_t>> bounds;
+        for (auto& p : work->parts) {
+          const part_key k(p.topic, p.partition);
+          bounds[k] = {p.records.front().offset, p.records.back().offset};
+          for (auto& b : rebuild_batches(p.records, batch_max, codec)) {
+            builder.add(
+                p.topic, p.partition, b.bytes,
+                storage::ingest_batch_meta{b.offset_count, b.max_timestamp, b.first_timestamp});
+            metadata::batch_commit bc;
+            bc.offset_count = b.offset_count;
+            bc.max_timestamp = b.max_timestamp;
+            batches[k].push_back(bc);
+          }
+          p.records.clear();
+          for (auto* m : p.held) rd_kafka_message_destroy(m);  // encoded: the messages can go
+          p.held.clear();
+        }
+        auto obj = builder.finish();
+        out.size = obj.data.size();
+        for (const auto& r : obj.ranges) {
+          const part_key k(r.topic, r.partition);
+          metadata::mirror_range mr;
+          mr.range.topic = r.topic;
+          mr.range.partition = r.partition;
+          mr.range.byte_offset = r.offset;
+          mr.range.byte_length = r.length;
+          mr.range.min_timestamp = r.min_timestamp;
+          mr.range.max_timestamp = r.max_timestamp;
+          mr.range.batches = std::move(batches[k]);
+          mr.base_offset = bounds[k].first;
+          mr.last_offset = bounds[k].second;
+          out.ranges.push_back(std::move(mr));
+        }
+        int64_t backoff = 50;
+        for (int attempt = 1;; ++attempt) {
+          out.put = store->put(key, obj.data);
+          if (out.put || attempt >= 10) return out;
+          spdlog::warn("mirror {}: PUT {} failed (attempt {}): {}", name, key, attempt,
+                       out.put.message());
+          std::this_thread::sleep_for(std::chrono::milliseconds(backoff));
+          backoff = std::min<int64_t>(backoff * 2, 5000);
+        }
+      });
   _inflight.push_back(std::move(o));
   _pending_bytes = 0;
   _pending_since = -1;
+  _t_encode += mono_s() - t0;
   return {};
 }
 
@@ -641,8 +694,18 @@ cresult<void> mirror::drain(bool all) {
 }
 
 cresult<void> mirror::commit_one(inflight_object& o) {
-  auto put = o.put.get();
-  if (!put) return make_error(errc::storage_error, put.message());
+  const double t0 = mono_s();
+  auto done = o.put.get();
+  const double t1 = mono_s();
+  _t_put_wait += t1 - t0;
+  if (!done.put) return make_error(errc::storage_error, done.put.message());
+  o.commit.ranges = std::move(done.ranges);
+  o.commit.object_size = done.size;
+  struct add_on_exit {
+    double& total;
+    double start;
+    ~add_on_exit() { total += mono_s() - start; }
+  } timing{_t_commit, t1};
   const metadata::mirror_commit& commit = o.commit;
   int64_t backoff = 50;
   for (int attempt = 1;; ++attempt) {
@@ -812,9 +875,10 @@ void mirror::sync_groups() {
     }
     if (l->owner != _writer_id) {
       if (_active_groups.insert(g).second) {
-        spdlog::info("mirror {}: group {} is active on the archive (coordinated by {}); not synced "
-                     "while it is",
-                     _cfg.name, g, l->owner);
+        spdlog::info(
+            "mirror {}: group {} is active on the archive (coordinated by {}); not synced "
+            "while it is",
+            _cfg.name, g, l->owner);
       }
       continue;
     }
@@ -1013,12 +1077,24 @@ cresult<void> mirror::run() {
           static_cast<int>(std::clamp<int64_t>(_pending_since + _cfg.flush_ms - now_ms(), 0, 100));
     }
     rd_kafka_message_t* msgs[2000];
+    const double t0 = mono_s();
     const ssize_t n = rd_kafka_consume_batch_queue(_queue.get(), timeout, msgs, 2000);
+    const double t1 = mono_s();
+    _t_poll += t1 - t0;
     cresult<void> taken;
     for (ssize_t k = 0; k < n; ++k) {
-      if (taken) taken = take(msgs[k]);
-      rd_kafka_message_destroy(msgs[k]);
+      bool kept = false;
+      if (taken) {
+        auto t = take(msgs[k]);
+        if (t) {
+          kept = *t;
+        } else {
+          taken = t.error();
+        }
+      }
+      if (!kept) rd_kafka_message_destroy(msgs[k]);
     }
+    _t_take += mono_s() - t1;
     if (!taken) {
       result = taken;
       break;
@@ -1086,6 +1162,11 @@ cresult<void> mirror::run() {
     for (const auto& k : keys) drop_partition(k, true);
     (void)_meta->release_lease(_member_lease, _writer_id, _member_epoch);
     spdlog::info("mirror {}: stopped after {} records", _cfg.name, _records_total);
+    spdlog::info(
+        "mirror {}: mirror thread time: waiting for the source {:.2f} s, taking messages {:.2f} s, "
+        "handing records to the encoders {:.2f} s, waiting for encoding+PUT {:.2f} s, committing "
+        "{:.2f} s",
+        _cfg.name, _t_poll, _t_take, _t_encode, _t_put_wait, _t_commit);
   }
   if (_listener) _listener->stop();
   return result;

@@ -2,6 +2,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <malloc.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -73,6 +75,10 @@ int run_mirror_command(int argc, char** argv) {
     }
     return *same ? 0 : 1;
   }
+  // Flush buffers are several MiB: by default glibc maps and unmaps each one, and the page
+  // faults of fresh mappings cost more than encoding. Keep them on the heap and keep the heap.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
   auto r = run_mirror(*cfg, g_stop);
   if (!r) {
     spdlog::error("mirror {}: {}", cfg->name, r.message());

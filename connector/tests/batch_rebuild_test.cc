@@ -2,8 +2,18 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+
 namespace sh::connector {
 namespace {
+
+// source_record holds views: the test's strings live here.
+std::optional<std::string_view> keep(std::optional<std::string> s) {
+  static std::deque<std::string> arena;
+  if (!s) return std::nullopt;
+  arena.push_back(std::move(*s));
+  return std::string_view(arena.back());
+}
 
 source_record rec(int64_t offset, int64_t ts, std::optional<std::string> key,
                   std::optional<std::string> value, bool append_time = false) {
@@ -11,8 +21,8 @@ source_record rec(int64_t offset, int64_t ts, std::optional<std::string> key,
   r.offset = offset;
   r.timestamp = ts;
   r.log_append_time = append_time;
-  r.key = std::move(key);
-  r.value = std::move(value);
+  r.key = keep(std::move(key));
+  r.value = keep(std::move(value));
   r.size = 24 + (r.key ? r.key->size() : 0) + (r.value ? r.value->size() : 0);
   return r;
 }
