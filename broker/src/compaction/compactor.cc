@@ -50,7 +50,7 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
   compaction_outcome out;
   // Rows in offset order; skip the ones already in segments, then take the contiguous run of
   // ingest rows after them.
-  int64_t from = 0;
+  int64_t from = std::max<int64_t>(0, options.scan_from);
   std::vector<metadata::index_entry> run;
   uint64_t run_bytes = 0;
   for (;;) {
@@ -80,6 +80,7 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
     if (stop) break;
     from = rows->back().last_offset + 1;
   }
+  out.next_scan_from = run.empty() ? from : run.front().base_offset;
   if (run.empty()) return out;
   bool old_enough = run.front().max_timestamp >= 0 &&
                     options.now_ms - run.front().max_timestamp >= options.segment_ms;
@@ -181,6 +182,7 @@ cresult<compaction_outcome> compact_partition_once(metadata::metadata_store& met
   out.last_offset = swap.last_offset;
   out.replaced_rows = run.size();
   out.segment_size = swap.segment_size;
+  out.next_scan_from = swap.last_offset + 1;
   return out;
 }
 
@@ -338,10 +340,17 @@ void compactor::run_partition(const metadata::topic_info& t, int32_t p) {
   opts.recompress_codec =
       segment_codec(effective_topic_config(t.configs, "compression.type", cfg),
                     effective_topic_config(t.configs, "archive.compression.type", cfg));
+  // Where the rows still in ingest objects start (rows only ever move into segments or go),
+  // so a long partition is not rescanned from offset 0 every round. Keyed by topic id: a
+  // re-created topic starts again at 0.
+  std::string hint_key(reinterpret_cast<const char*>(t.id.data()), t.id.size());
+  hint_key += "/" + std::to_string(p);
   // Several segments per pass when the backlog is large.
   for (int round = 0; round < 16 && !stopping(); ++round) {
     opts.now_ms = wall_ms();
+    opts.scan_from = _scan_from[hint_key];
     auto done = compact_partition_once(*_meta, *_objects, t.name, p, fence, opts);
+    if (done) _scan_from[hint_key] = done->next_scan_from;
     if (!done) {
       spdlog::warn("compaction of {}-{}: {}", t.name, p, done.message());
       break;

@@ -40,6 +40,9 @@ struct compaction_options {
   // much for one row, as it would from an ingest object.
   uint64_t index_row_bytes = 1 << 20;
   int64_t now_ms = 0;  // the caller's clock, for segment.ms
+  // Offset to start looking for rows not yet in segments (a previous outcome's next_scan_from);
+  // 0 scans the whole index.
+  int64_t scan_from = 0;
   // Codec of the segment's batches: -1 keeps every batch as it is; 0 (uncompressed), 1 (gzip),
   // 2 (snappy), 3 (lz4), 4 (zstd) rewrite each batch in another codec with its offsets,
   // timestamps, keys, values, headers and producer fields unchanged (control batches and
@@ -60,6 +63,7 @@ struct compaction_outcome {
   uint64_t input_bytes = 0;           // bytes of the batches read from ingest objects
   uint64_t batches = 0;               // batches written
   uint64_t batches_recompressed = 0;  // of those, rewritten in another codec
+  int64_t next_scan_from = 0;         // scan_from for the next call on this partition
 };
 
 // The codec number for recompress_codec of a topic: archive.compression.type when it names a
@@ -193,6 +197,7 @@ class compactor {
   std::thread _thread;
   orphan_sweeper _sweeper;
   int64_t _last_sweep_ms = 0;
+  std::map<std::string, int64_t> _scan_from;  // topic id + partition -> next scan_from
   std::map<std::string, int64_t> _held;  // leases held (name -> epoch); the thread's, then stop()'s
 };
 
