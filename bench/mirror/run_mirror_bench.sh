@@ -29,6 +29,14 @@ BOOT=$(head -1 "$WORK/mock.out")
 [[ -n "$BOOT" ]] || { echo "mock did not start: $(cat "$WORK/mock.err")"; exit 1; }
 
 NAME=bench$$
+if [[ $BACKEND == postgres-s3 ]]; then
+  # A database and a bucket of its own (tests/services/test-services.sh must be sourced).
+  : "${PG_URL:?source tests/services/test-services.sh}" "${S3_ENDPOINT:?}"
+  psql "$PG_URL" -qAt -c "CREATE DATABASE $NAME" > /dev/null
+  printf 'machine 127.0.0.1 login %s password %s\n' "$S3_ACCESS_KEY" "$S3_SECRET_KEY" > "$WORK/netrc"
+  curl -s -m 20 -X PUT --aws-sigv4 "aws:amz:${S3_REGION:-us-east-1}:s3" --netrc-file "$WORK/netrc" \
+    -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "$S3_ENDPOINT/$NAME" > /dev/null
+fi
 {
   echo "mirror.name=$NAME"
   echo "source.bootstrap.servers=$BOOT"
@@ -39,11 +47,12 @@ NAME=bench$$
       echo "metadata.url=$WORK/metadata.db"
       echo "storage.url=$WORK/objects" ;;
     postgres-s3)
-      echo "metadata.url=${PG_URL:?source tests/services/test-services.sh}"
-      echo "storage.url=s3://${S3_BUCKET:?}/bench-$NAME"
+      echo "metadata.url=${PG_URL%/*}/$NAME"
+      echo "storage.url=s3://$NAME/objects"
       echo "s3.endpoint=${S3_ENDPOINT:?}"
-      echo "s3.access.key=${S3_ACCESS_KEY:-${AWS_ACCESS_KEY_ID:-}}"
-      echo "s3.secret.key=${S3_SECRET_KEY:-${AWS_SECRET_ACCESS_KEY:-}}" ;;
+      echo "s3.region=${S3_REGION:-us-east-1}"
+      echo "s3.access.key=$S3_ACCESS_KEY"
+      echo "s3.secret.key=$S3_SECRET_KEY" ;;
     *) echo "unknown backend $BACKEND"; exit 2 ;;
   esac
   for l in "$@"; do echo "$l"; done

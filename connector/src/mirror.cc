@@ -1009,7 +1009,19 @@ void mirror::update_metrics(bool log) {
     for (const auto& [key, st] : _parts) {
       int64_t low = 0, high = -1;
       if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) ||
-          high < 0 || st.committed_next < high) {
+          high < 0) {
+        all = false;
+        break;
+      }
+      if (st.committed_next >= high) continue;
+      // Trailing transaction markers: the consumer's position is past them although the
+      // checkpoint (last copied + 1) is not.
+      rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
+      rd_kafka_topic_partition_list_add(l, st.topic.c_str(), st.partition);
+      const bool past = !rd_kafka_position(_rk.get(), l) && l->elems[0].offset >= high &&
+                        st.next_offset == st.committed_next;
+      rd_kafka_topic_partition_list_destroy(l);
+      if (!past) {
         all = false;
         break;
       }
