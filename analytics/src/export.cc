@@ -434,7 +434,8 @@ aresult<export_summary> run_export(archive_reader& reader, const export_options&
       for (const auto& h : rec.headers) {
         sum.payload_bytes += h.key.size() + (h.value ? h.value->size() : 0);
       }
-      if (options.progress && (sum.records & 1023) == 0) {
+      // The clock is looked at on the first record, then every 1024th.
+      if (options.progress && (sum.records & 1023) == 1) {
         const auto now = clock_type::now();
         if (now >= next_progress) {
           next_progress = now + std::chrono::milliseconds(500);

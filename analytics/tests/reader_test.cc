@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <random>
 
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
@@ -340,6 +341,36 @@ TEST_F(reader_test, rows_compacted_and_collected_during_a_read_are_read_from_the
   std::vector<int64_t> want;
   for (int64_t i = 0; i < 10; ++i) want.push_back(i);
   EXPECT_EQ(got, want);
+}
+
+TEST_F(reader_test, damaged_segments_give_errors_never_crashes) {
+  storage::segment_builder b("w", "t", 0, 200);
+  for (int i = 0; i < 12; ++i) {
+    ASSERT_TRUE(b.add(batch(6, 1000 + 10 * i, "s", static_cast<int16_t>(i % 5)), 6 * i));
+  }
+  const auto good = b.finish(1).data;
+  const auto key = storage::segment_object_key("", "t", 0, 0);
+  std::mt19937_64 rng(12345);
+  int errors = 0;
+  for (int round = 0; round < 400; ++round) {
+    auto bad = good;
+    const int flips = 1 + static_cast<int>(rng() % 4);
+    for (int f = 0; f < flips; ++f)
+      bad[rng() % bad.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+    if (round % 7 == 0) bad.resize(rng() % bad.size());  // truncated too
+    ASSERT_TRUE(store->put(key, bad));
+    auto r = archive_reader::open(store, nullptr);
+    read_range range;
+    if (round % 2) range.from_offset = static_cast<int64_t>(rng() % 72);
+    if (round % 3 == 0) range.from_time = 1000 + static_cast<int64_t>(rng() % 120);
+    size_t n = 0;
+    auto res = r->read("t", 0, range, [&](const record& rec) {
+      n += rec.value ? rec.value->size() : 0;
+      return true;
+    });
+    if (!res) ++errors;
+  }
+  EXPECT_GT(errors, 100);  // most damage is detected (CRCs, footer checksum)
 }
 
 TEST_F(reader_test, corrupt_range_is_an_error_not_a_crash) {

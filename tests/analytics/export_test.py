@@ -28,6 +28,7 @@ import datetime
 import io
 import json
 import os
+import shlex
 import shutil
 import socket
 import subprocess
@@ -441,6 +442,17 @@ def main():
         compare("jsonl base64", load_jsonl_b64(out), want)
         if "records from 3 partition(s)" not in r.stderr.decode():
             fail(f"summary line missing: {r.stderr.decode()}")
+        if "\r" in r.stderr.decode():
+            fail("progress line written although stderr is not a terminal")
+        if shutil.which("script"):
+            # On a terminal (a pty from script(1)) the progress line is drawn.
+            cmd = [binary, "export", "--config", cfg, "--topic", TOPIC, "--format", "parquet",
+                   "--output", os.path.join(work, "tty.parquet")]
+            t = run(["script", "-qec", " ".join(shlex.quote(c) for c in cmd), "/dev/null"],
+                    timeout=120).stdout.decode(errors="replace")
+            if f"\r{TOPIC}-0 offset 0: 1 records" not in t or "records/s" not in t:
+                fail(f"no progress line on a terminal: {t!r}")
+            log("progress line drawn on a terminal, absent otherwise")
         out = os.path.join(work, "all.csv")
         export(binary, cfg, "csv", out, "--binary", "base64")
         compare("csv base64", load_csv_b64(out), want)
