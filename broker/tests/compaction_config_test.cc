@@ -99,6 +99,38 @@ TEST(compaction_config, describe_configs_reports_sources) {
   EXPECT_TRUE(by["retention.ms"]->is_default);
 }
 
+TEST(compaction_config, incremental_alter_sets_and_deletes_retention) {
+  auto cfg = config_of({{"log.retention.ms", "86400000"}});
+  std::map<std::string, std::string> topic;
+  using op = kafka::incremental_alter_configs_request::alterable_config;
+  auto make = [](std::string name, int8_t operation, std::optional<std::string> value) {
+    op o;
+    o.name = std::move(name);
+    o.config_operation = operation;
+    o.value = std::move(value);
+    return o;
+  };
+  ASSERT_EQ(apply_incremental(
+                topic,
+                {make("retention.ms", 0, "3600000"), make("archive.compression.type", 0, "zstd"),
+                 make("segment.bytes", 0, "1048576")},
+                cfg)
+                .error,
+            kafka::error_code::none);
+  EXPECT_EQ(validate_topic_configs(topic), std::nullopt);
+  EXPECT_EQ(effective_topic_config(topic, "retention.ms", cfg), "3600000");
+  ASSERT_EQ(apply_incremental(topic, {make("retention.ms", 1, std::nullopt)}, cfg).error,
+            kafka::error_code::none);
+  // Deleted: back to the broker's log.retention.ms.
+  EXPECT_EQ(effective_topic_config(topic, "retention.ms", cfg), "86400000");
+  std::map<std::string, std::string> bad = topic;
+  bad["retention.bytes"] = "-5";
+  EXPECT_NE(validate_topic_configs(bad), std::nullopt);
+  bad = topic;
+  bad["segment.bytes"] = "13";
+  EXPECT_NE(validate_topic_configs(bad), std::nullopt);
+}
+
 TEST(compaction_config, archive_codec_values_and_choice) {
   for (const char* v : {"none", "uncompressed", "gzip", "snappy", "lz4", "zstd"}) {
     EXPECT_EQ(validate_topic_config("archive.compression.type", v), std::nullopt) << v;
