@@ -789,7 +789,7 @@ void mirror::sync_groups() {
   if (_cfg.groups_regex.empty() && _cfg.groups.empty()) return;
   if (_parts.empty()) return;
   std::set<std::string> candidates(_cfg.groups.begin(), _cfg.groups.end());
-  {
+  if (!_cfg.groups_regex.empty()) {  // only `groups`: exactly those, no listing
     rd_kafka_AdminOptions_t* opt =
         rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
     char err[256];
