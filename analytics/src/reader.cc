@@ -36,6 +36,9 @@ namespace {
 // Segments are read in windows of this size so a reader's memory stays bounded whatever the
 // segment size (a batch larger than the window is read whole).
 constexpr uint64_t segment_window_bytes = 8ull << 20;
+// The first window of a segment is smaller and doubles from there, so a narrow range near an
+// index entry costs one small GET, a whole segment a few large ones.
+constexpr uint64_t first_window_bytes = 512ull << 10;
 constexpr size_t index_page = 64;
 
 int32_t load_be32(const uint8_t* p) {
@@ -299,10 +302,11 @@ aresult<void> archive_reader::read_segments(const std::string& topic, int32_t pa
     }
     std::vector<uint8_t> buf;
     size_t used = 0;  // bytes of buf already consumed
+    uint64_t window = first_window_bytes;
     while (pos < info->data_length || used < buf.size()) {
       // Parse whole batches from what is buffered.
       bool need_more = false;
-      uint64_t need = segment_window_bytes;
+      uint64_t need = window;
       while (!need_more && !stop && !ctx.past_end) {
         const size_t avail = buf.size() - used;
         if (avail == 0) {
@@ -354,6 +358,7 @@ aresult<void> archive_reader::read_segments(const std::string& topic, int32_t pa
       _stats.bytes_fetched += len;
       pos += len;
       buf.insert(buf.end(), bytes->begin(), bytes->end());
+      window = std::min(window * 2, segment_window_bytes);
     }
   }
   return {};
