@@ -57,7 +57,8 @@ namespace sh::metadata {
 
 struct index_cache_options {
   size_t max_partitions = 4096;  // hot partitions whose state and entries are kept
-  size_t max_entries = 262144;   // index entries kept over all partitions
+  // Index entries kept over all partitions (~200 bytes each with the object key: ~13 MB).
+  size_t max_entries = 65536;
   // With notifications: the longest a cached state is served without a re-read.
   std::chrono::milliseconds state_ttl{500};
   // Without notifications: the polling period, and the longest a cached state is served.
