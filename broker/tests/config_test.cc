@@ -64,6 +64,33 @@ TEST(config, inflight_limits_parse) {
   EXPECT_EQ(cfg->max_inflight_bytes_per_connection, 4096);
 }
 
+TEST(config, read_cache_disk_tier_and_multipart_keys) {
+  auto defaults = make_broker_config({{"data.dir", "/tmp/x"}});
+  ASSERT_TRUE(defaults) << defaults.message();
+  EXPECT_EQ(defaults->read_cache_disk_bytes, 0);  // off unless asked for
+  EXPECT_EQ(defaults->read_cache_disk_dir, "/tmp/x/read-cache");
+  EXPECT_EQ(defaults->s3_multipart_threshold_bytes, 64 * 1024 * 1024);
+  EXPECT_EQ(defaults->s3_multipart_part_bytes, 16 * 1024 * 1024);
+
+  auto cfg = make_broker_config({{"read.cache.disk.bytes", "1073741824"},
+                                 {"read.cache.disk.dir", "/var/cache/sh"},
+                                 {"s3.multipart.threshold.bytes", "0"},
+                                 {"s3.multipart.part.bytes", "8388608"}});
+  ASSERT_TRUE(cfg) << cfg.message();
+  EXPECT_EQ(cfg->read_cache_disk_bytes, 1073741824);
+  EXPECT_EQ(cfg->read_cache_disk_dir, "/var/cache/sh");
+  EXPECT_EQ(cfg->s3_multipart_threshold_bytes, 0);
+  EXPECT_EQ(cfg->s3_multipart_part_bytes, 8388608);
+
+  // S3 refuses parts under 5 MiB (except the last): caught at start-up, by name.
+  auto small = make_broker_config({{"s3.multipart.part.bytes", "1048576"}});
+  ASSERT_FALSE(small);
+  EXPECT_NE(small.message().find("s3.multipart.part.bytes"), std::string::npos) << small.message();
+  auto negative = make_broker_config({{"read.cache.disk.bytes", "-1"}});
+  ASSERT_FALSE(negative);
+  EXPECT_NE(negative.message().find("read.cache.disk.bytes"), std::string::npos);
+}
+
 TEST(config, group_keys_are_known_and_validated) {
   auto cfg = make_broker_config({{"group.initial.rebalance.delay.ms", "0"}});
   ASSERT_TRUE(cfg) << cfg.message();
