@@ -280,8 +280,14 @@ section_kill9() {
   for _ in 1 2 3; do
     "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
     MPID=$!; PIDS+=($MPID)
-    # A restart waits for the dead process's leases to expire (1 s), then copies for a while.
-    sleep "$($PY -c 'import random; print(round(random.uniform(1.2, 1.8), 2))')"
+    # A restart waits for the dead process's leases to expire (1 s); once it copies again, it
+    # is killed at a random moment shortly after.
+    for _ in $(seq 1 200); do
+      (( $(mirrored_total "$B") > last )) && break
+      kill -0 $MPID 2>/dev/null || fail "mirror exited: $(tail -3 "$B/mirror.log")"
+      sleep 0.05
+    done
+    sleep "$($PY -c 'import random; print(round(random.uniform(0.0, 0.5), 2))')"
     kill -9 $MPID; wait $MPID 2>/dev/null || true
     now=$(mirrored_total "$B")
     echo "  killed at $now mirrored"
