@@ -213,10 +213,12 @@ if ((REMOTE)); then
   psql "$PG_URL" -qAt -v ON_ERROR_STOP=1 -c "CREATE DATABASE $PG_DB" >/dev/null
   start_broker remote "metadata.url=${PG_URL%/*}/$PG_DB" "storage.url=s3://$BUCKET/load" \
     "s3.endpoint=$S3_ENDPOINT" "s3.region=$S3_REGION" "s3.access.key=$S3_ACCESS_KEY" \
-    "s3.secret.key=$S3_SECRET_KEY"
+    "s3.secret.key=$S3_SECRET_KEY" "read.cache.bytes=$CACHE_BYTES"
   echo "== streamhouse (PostgreSQL fsync=off + Swift s3api) on $BOOTSTRAP"
   run_load remote "$WORK/remote.res" --bootstrap "$BOOTSTRAP" --topic load-tp \
     --messages "$MESSAGES" --size "$SIZE" --partitions "$PARTITIONS"
+  echo "== consume from the read cache, PostgreSQL + S3 broker ($CONSUME_REPEAT runs)"
+  cache_consume remote-cache
   run_load remote-lat "$WORK/remote-lat.res" --bootstrap "$BOOTSTRAP" --topic load-lat \
     --messages "$LAT_MESSAGES" --size "$SIZE" --partitions "$PARTITIONS" --rate "$RATE" \
     --no-consume
