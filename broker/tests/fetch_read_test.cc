@@ -52,7 +52,8 @@ class fetch_read_test : public ::testing::Test {
   // Commits one batch of `records` to partition p as the write path does (object PUT, then one
   // metadata commit; the store notifies the started index cache before returning, as in the
   // broker); returns its acknowledged base offset. The stored batch keeps baseOffset 0.
-  int64_t produce(int32_t p, int records) {
+  int64_t produce(int32_t p, int records) { return produce_via(*ctx->meta, p, records); }
+  int64_t produce_via(metadata::metadata_store& meta, int32_t p, int records) {
     const auto bytes = testing::make_batch(records, 1000);
     const std::string key = "objects/" + std::to_string(next_object++);
     EXPECT_TRUE(ctx->store->put(key, bytes));
@@ -70,7 +71,7 @@ class fetch_read_test : public ::testing::Test {
     b.max_timestamp = r.max_timestamp;
     r.batches.push_back(b);
     c.ranges.push_back(r);
-    auto out = ctx->meta->commit_object(c);
+    auto out = meta.commit_object(c);
     EXPECT_TRUE(out && out->size() == 1);
     return out && out->size() == 1 ? (*out)[0].base_offset : -1;
   }
@@ -119,6 +120,30 @@ TEST_F(fetch_read_test, acknowledged_batches_are_visible_at_once_and_served_with
   auto st = ctx->index->stats();
   EXPECT_GT(st.index_hits, 0u);
   EXPECT_TRUE(st.notifications_active);
+}
+
+// A commit this broker was not told about yet (another broker's, its notification in flight):
+// a fetch above the cached high watermark must ask the store, never answer OFFSET_OUT_OF_RANGE
+// (the client would reset its position).
+TEST_F(fetch_read_test, fetch_above_a_stale_cached_watermark_asks_the_store) {
+  metadata::index_cache_options opts;
+  opts.state_ttl = std::chrono::minutes(1);
+  opts.safety_poll_interval = std::chrono::milliseconds(0);
+  ctx->index->stop();
+  ctx->index = std::make_unique<metadata::index_cache>(ctx->meta, opts);
+  ctx->index->start({});
+  ASSERT_EQ(produce(0, 5), 0);
+  ASSERT_EQ(read_partition_chunks(*ctx, "t", 0, 0, 1 << 20, true).high_watermark, 5);
+  // Another store object on the same database: its commit is not notified to this cache.
+  auto other = metadata::open_metadata_store((dir / "meta.db").string());
+  ASSERT_TRUE(other) << other.message();
+  ASSERT_EQ(produce_via(**other, 0, 3), 5);
+  EXPECT_EQ(ctx->index->get_partition("t", 0)->high_watermark, 5);  // still the cached state
+  auto r = read_partition_chunks(*ctx, "t", 0, 7, 1 << 20, true);
+  EXPECT_EQ(r.error, kafka::error_code::none);
+  EXPECT_EQ(r.high_watermark, 8);
+  ASSERT_EQ(r.chunks.size(), 1u);
+  EXPECT_EQ(r.chunks[0].base_offset, 5);
 }
 
 TEST_F(fetch_read_test, gathered_fetch_body_equals_the_generated_encoding) {
