@@ -54,8 +54,10 @@ struct partition_state {
   int32_t partition = 0;
   std::vector<source_record> pending;
   std::vector<rd_kafka_message_t*> held;  // the messages `pending` points into
-  int64_t next_offset = -1;               // expected next source offset (-1: unknown yet)
-  int64_t committed_next = -1;            // checkpoint in the archive (-1: none yet)
+  int64_t pending_newest_ts = -1;         // over `pending`, kept as records arrive
+  uint64_t pending_bytes = 0;
+  int64_t next_offset = -1;     // expected next source offset (-1: unknown yet)
+  int64_t committed_next = -1;  // checkpoint in the archive (-1: none yet)
   int64_t lease_epoch = 0;
   // Observability.
   int64_t newest_committed_ts = -1;    // timestamp of the newest record committed
@@ -207,7 +209,14 @@ class mirror {
   std::unique_ptr<rd_kafka_queue_t, void (*)(rd_kafka_queue_t*)> _queue{nullptr,
                                                                         rd_kafka_queue_destroy};
   rd_kafka_queue_t* _admin_queue = nullptr;
-  std::map<part_key, partition_state> _parts;    // partitions this process copies (leases held)
+  std::map<part_key, partition_state> _parts;   // partitions this process copies (leases held)
+  const rd_kafka_topic_t* _last_rkt = nullptr;  // take()'s lookup cache
+  int32_t _last_partition = -1;
+  partition_state* _last_state = nullptr;
+  void forget_lookup() {
+    _last_rkt = nullptr;
+    _last_state = nullptr;
+  }
   std::vector<part_key> _wanted;                 // every source partition to mirror
   std::map<std::string, int64_t> _retention_ms;  // source topic -> retention.ms (-1 unlimited)
   std::deque<inflight_object> _inflight;
@@ -247,9 +256,20 @@ cresult<bool> mirror::take(rd_kafka_message_t* m) {
     spdlog::warn("mirror {}: source: {}", _cfg.name, rd_kafka_message_errstr(m));
     return false;
   }
-  auto it = _parts.find(part_key(std::string(rd_kafka_topic_name(m->rkt)), m->partition));
-  if (it == _parts.end()) return false;  // a partition given up; its queued messages are stale
-  partition_state& st = it->second;
+  // Most messages come in runs from one partition: remember the last lookup (cleared whenever
+  // the set of partitions changes).
+  partition_state* stp = nullptr;
+  if (m->rkt == _last_rkt && m->partition == _last_partition) {
+    stp = _last_state;
+  } else {
+    auto it = _parts.find(part_key(std::string(rd_kafka_topic_name(m->rkt)), m->partition));
+    stp = it == _parts.end() ? nullptr : &it->second;
+    _last_rkt = m->rkt;
+    _last_partition = m->partition;
+    _last_state = stp;
+  }
+  if (!stp) return false;  // a partition given up; its queued messages are stale
+  partition_state& st = *stp;
   // A record below what was already taken (a re-delivery after a seek) is skipped, so offsets
   // only ever move forward.
   const int64_t floor = st.pending.empty() ? st.next_offset : st.pending.back().offset + 1;
@@ -262,6 +282,8 @@ cresult<bool> mirror::take(rd_kafka_message_t* m) {
   _pending_bytes += r.size;
   if (_pending_since < 0) _pending_since = now_ms();
   if (st.oldest_uncommitted_ts < 0) st.oldest_uncommitted_ts = r.timestamp;
+  st.pending_newest_ts = std::max(st.pending_newest_ts, r.timestamp);
+  st.pending_bytes += r.size;
   st.pending.push_back(std::move(r));
   st.held.push_back(m);
   st.next_offset = m->offset + 1;
@@ -366,6 +388,7 @@ cresult<void> mirror::add_partition(const part_key& key, int64_t epoch) {
   if (!cp) return make_error(errc::metadata_error, cp.message());
   int64_t start = RD_KAFKA_OFFSET_BEGINNING;
   if (*cp) start = (*cp)->next_source_offset;
+  forget_lookup();
   partition_state& st = _parts[key];
   st = partition_state{};
   st.topic = key.first;
@@ -395,6 +418,7 @@ cresult<void> mirror::add_partition(const part_key& key, int64_t epoch) {
 void mirror::drop_partition(const part_key& key, bool release) {
   auto it = _parts.find(key);
   if (it == _parts.end()) return;
+  forget_lookup();
   rd_kafka_topic_partition_list_t* rm = rd_kafka_topic_partition_list_new(1);
   rd_kafka_topic_partition_list_add(rm, key.first.c_str(), key.second);
   if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(_rk.get(), rm)) {
@@ -590,10 +614,10 @@ cresult<void> mirror::flush() {
     auto& info = o.parts[key];
     info.last = st.pending.back().offset;
     info.records = st.pending.size();
-    for (const auto& r : st.pending) {
-      info.newest_ts = std::max(info.newest_ts, r.timestamp);
-      info.bytes += r.size;
-    }
+    info.newest_ts = st.pending_newest_ts;
+    info.bytes = st.pending_bytes;
+    st.pending_newest_ts = -1;
+    st.pending_bytes = 0;
     o.records += st.pending.size();
     encode_work::part p;
     p.topic = st.topic;
