@@ -17,6 +17,8 @@
 #             the periodic log lines.
 #   broker    mirror.config inside `streamhouse broker`: mirrored, served by the same broker, and
 #             stopped cleanly with it by SIGTERM.
+#   retention a StreamHouse broker (log.retention.ms=3600000) as the source: DescribeConfigs gives
+#             the mirror retention.ms, and a caught-up partition reports 3600 s left.
 # Backends: embedded (SQLite + local directory) or postgres-s3 (PG_URL and S3_* from
 # tests/services/test-services.sh; exits 77 = skipped without them).
 # usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN SECTION [embedded|postgres-s3]
@@ -508,6 +510,48 @@ section_metrics() {
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
 }
 
+section_retention() {
+  echo "retention: a StreamHouse broker as the source; retention.ms read with DescribeConfigs"
+  local S=$WORK/src R=$WORK/r
+  mkdir -p "$S"
+  printf 'metadata.url=%s\nstorage.url=%s\n' "$S/metadata.db" "$S/objects" > "$S/archive.properties"
+  echo sqlite > "$S/backend"
+  start_broker "$S" "$S/broker.log" <<< $'auto.create.topics.enable=true\nnum.partitions=3\nlog.retention.ms=3600000'
+  local SRC_BOOT=127.0.0.1:$BROKER_PORT
+  for p in 0 1 2; do
+    seq 1 50 | sed "s/^/r$p-/" | kcat -b "$SRC_BOOT" -P -t mirrored -p $p -K: 2> /dev/null ||
+      fail "produce to the source broker"
+  done
+  dump "$SRC_BOOT" mirrored "$WORK/source7.dump"
+  [[ $(wc -l < "$WORK/source7.dump") == 150 ]] || fail "source has $(wc -l < "$WORK/source7.dump") records"
+  new_archive "$R"
+  local port
+  port=$(free_port)
+  printf 'metrics.listener=127.0.0.1:%s\n' "$port" | write_mirror_config "$R" "$SRC_BOOT"
+  "$SH_BIN" mirror --config "$R/mirror.properties" > "$R/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_total "$R" 150 $MPID
+  for _ in $(seq 1 100); do
+    grep -q "source topic mirrored has retention.ms=3600000" "$R/mirror.log" && break
+    sleep 0.1
+  done
+  grep -q "source topic mirrored has retention.ms=3600000" "$R/mirror.log" ||
+    fail "retention.ms not read from the source: $(grep -i retention "$R/mirror.log" | tail -2)"
+  local left=""
+  for _ in $(seq 1 50); do
+    curl -s -m 5 "http://127.0.0.1:$port/metrics" > "$R/scrape.txt" || true
+    left=$(awk '/^streamhouse_mirror_retention_left_seconds\{partition="1"/ { print $2 }' "$R/scrape.txt")
+    [[ $left == 3600 ]] && break
+    sleep 0.1
+  done
+  [[ $left == 3600 ]] || fail "retention left for a caught-up partition is '$left', expected 3600"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  local SRC_PID=$BROKER_PID
+  check_through_broker "$R" "$WORK/source7.dump"
+  kill "$SRC_PID"; wait "$SRC_PID" || true
+  echo "  mirrored from a StreamHouse broker; retention.ms 3600000 read, retention left 3600 s when caught up"
+}
+
 section_broker() {
   echo "broker: mirror.config runs the mirror inside streamhouse broker"
   start_mock mock6 --partitions 3 --rounds 10
@@ -528,7 +572,7 @@ section_broker() {
 }
 
 case $SECTION in
-  fidelity|kill9|share|groups|metrics|broker) "section_$SECTION" ;;
+  fidelity|kill9|share|groups|metrics|broker|retention) "section_$SECTION" ;;
   *) fail "unknown section $SECTION" ;;
 esac
 echo "PASS ($SECTION, $BACKEND)"
