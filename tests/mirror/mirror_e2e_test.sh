@@ -18,7 +18,8 @@
 #   broker    mirror.config inside `streamhouse broker`: mirrored, served by the same broker, and
 #             stopped cleanly with it by SIGTERM.
 #   retention a StreamHouse broker (log.retention.ms=3600000) as the source: DescribeConfigs gives
-#             the mirror retention.ms, and a caught-up partition reports 3600 s left.
+#             the mirror retention.ms, and a caught-up partition reports 3600 s left; its groups
+#             are listed (ListConsumerGroups) and the one matching groups.regex is synced.
 # Backends: embedded (SQLite + local directory) or postgres-s3 (PG_URL and S3_* from
 # tests/services/test-services.sh; exits 77 = skipped without them).
 # usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN SECTION [embedded|postgres-s3]
@@ -524,10 +525,14 @@ section_retention() {
   done
   dump "$SRC_BOOT" mirrored "$WORK/source7.dump"
   [[ $(wc -l < "$WORK/source7.dump") == 150 ]] || fail "source has $(wc -l < "$WORK/source7.dump") records"
+  # This source can list its groups: groups.regex alone finds g-listed (and not h-other).
+  "$MOCK_BIN" --commit "$SRC_BOOT" g-listed mirrored "0:11,1:22,2:33" || fail "source commit"
+  "$MOCK_BIN" --commit "$SRC_BOOT" h-other mirrored "0:5" || fail "source commit"
   new_archive "$R"
   local port
   port=$(free_port)
-  printf 'metrics.listener=127.0.0.1:%s\n' "$port" | write_mirror_config "$R" "$SRC_BOOT"
+  printf 'metrics.listener=127.0.0.1:%s\ngroups.regex=g-.*\ngroup.sync.interval.ms=300\n' "$port" |
+    write_mirror_config "$R" "$SRC_BOOT"
   "$SH_BIN" mirror --config "$R/mirror.properties" > "$R/mirror.log" 2>&1 &
   local MPID=$!; PIDS+=($MPID)
   wait_total "$R" 150 $MPID
@@ -545,11 +550,20 @@ section_retention() {
     sleep 0.1
   done
   [[ $left == 3600 ]] || fail "retention left for a caught-up partition is '$left', expected 3600"
+  local got=""
+  for _ in $(seq 1 100); do
+    got=$(group_offsets "$R" g-listed)
+    [[ $got == "0:11 1:22 2:33" ]] && break
+    sleep 0.1
+  done
+  [[ $got == "0:11 1:22 2:33" ]] || fail "listed group synced as [$got]"
+  [[ -z "$(group_offsets "$R" h-other)" ]] || fail "h-other synced despite groups.regex"
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
   local SRC_PID=$BROKER_PID
   check_through_broker "$R" "$WORK/source7.dump"
   kill "$SRC_PID"; wait "$SRC_PID" || true
-  echo "  mirrored from a StreamHouse broker; retention.ms 3600000 read, retention left 3600 s when caught up"
+  echo "  mirrored from a StreamHouse broker; retention.ms 3600000 read, retention left 3600 s when"
+  echo "  caught up; group g-listed found by ListConsumerGroups and synced as [$got]"
 }
 
 section_broker() {
