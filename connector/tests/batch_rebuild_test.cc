@@ -51,6 +51,7 @@ std::vector<read_back> read_like_broker(const std::vector<rebuilt_batch>& batche
     EXPECT_TRUE(views);
     EXPECT_EQ(views->size(), 1u);
     const auto& v = views->front();
+    EXPECT_EQ(kafka::compute_batch_crc(b.bytes), v.header.crc);
     EXPECT_EQ(v.header.last_offset_delta + 1, b.offset_count);
     EXPECT_EQ(v.header.max_timestamp, b.max_timestamp);
     const bool append = v.header.ts_type() == kafka::timestamp_type::log_append_time;
@@ -118,6 +119,44 @@ TEST(batch_rebuild, small_batch_bound_splits_at_gaps_and_stays_contiguous) {
   auto batches = rebuild_batches(in, 30, 0);
   EXPECT_EQ(batches.size(), in.size());
   expect_same(in, read_like_broker(batches, in.front().offset));
+}
+
+// The direct encoder writes exactly what kafka::build_batch writes for the same records.
+TEST(batch_rebuild, uncompressed_bytes_equal_kafka_build_batch) {
+  const auto in = sample();
+  auto batches = rebuild_batches(in, 1 << 20, 0);
+  size_t i = 0;
+  int64_t base = in.front().offset;
+  for (const auto& b : batches) {
+    auto views = kafka::split_batches(b.bytes);
+    ASSERT_TRUE(views);
+    const auto& h = views->front().header;
+    std::vector<kafka::record_spec> specs;
+    for (int32_t n = 0; n < h.records_count; ++n, ++i) {
+      const source_record& r = in[i];
+      kafka::record_spec spec;
+      if (r.key) spec.key = std::string(*r.key);
+      if (r.value) spec.value = std::string(*r.value);
+      for (const auto& hd : r.headers) {
+        kafka::record_header_spec x;
+        x.key = std::string(hd.key);
+        if (hd.value) x.value = std::string(*hd.value);
+        spec.headers.push_back(x);
+      }
+      spec.timestamp_delta = r.log_append_time ? 0 : r.timestamp - h.base_timestamp;
+      spec.offset_delta = static_cast<int32_t>(r.offset - base);
+      specs.push_back(std::move(spec));
+    }
+    kafka::batch_build_options o;
+    o.base_offset = base;
+    o.attributes = h.attributes;
+    o.base_timestamp = h.base_timestamp;
+    o.max_timestamp = h.max_timestamp;
+    o.last_offset_delta = h.last_offset_delta;
+    EXPECT_EQ(kafka::build_batch(o, specs), b.bytes);
+    base += h.last_offset_delta + 1;
+  }
+  EXPECT_EQ(i, in.size());
 }
 
 TEST(batch_rebuild, empty_input) { EXPECT_TRUE(rebuild_batches({}, 1 << 20, 0).empty()); }
