@@ -287,7 +287,7 @@ TEST_P(compaction_retention_test, several_segments_read_identical_and_ingest_obj
   auto records0 = decode(before[0]);
   ASSERT_GT(records0.size(), 100u);
 
-  compaction::compactor c(ctx->meta, ctx->store, options({{"object.gc.grace.ms", "1500"}}));
+  compaction::compactor c(ctx->meta, ctx->store, options({{"object.gc.grace.ms", "3000"}}));
   c.run_pass();
   for (int32_t p = 0; p < 2; ++p) {
     EXPECT_TRUE(all_rows_in_segments("t", p)) << p;
@@ -301,7 +301,7 @@ TEST_P(compaction_retention_test, several_segments_read_identical_and_ingest_obj
   }
   // Within the grace period the ingest objects stay (a fetch may still read them).
   for (const auto& k : ingest) EXPECT_TRUE(ctx->store->head(k)) << k;
-  std::this_thread::sleep_for(std::chrono::milliseconds(1700));
+  std::this_thread::sleep_for(std::chrono::milliseconds(3200));
   c.run_pass();
   EXPECT_TRUE(keys_under("ingest/").empty());
   for (int32_t p = 0; p < 2; ++p) EXPECT_EQ(fetch_all("t", p), before[p]) << p;
