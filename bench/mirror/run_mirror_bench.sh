@@ -28,6 +28,17 @@ for _ in $(seq 1 1200); do [[ -s "$WORK/mock.out" ]] && break; sleep 0.1; done
 BOOT=$(head -1 "$WORK/mock.out")
 [[ -n "$BOOT" ]] || { echo "mock did not start: $(cat "$WORK/mock.err")"; exit 1; }
 
+# Baseline: how fast a plain consumer (kcat, same fetch settings) reads the same data from the
+# mock right now; the mirror cannot beat its source.
+if command -v kcat > /dev/null; then
+  k0=$(date +%s%N)
+  kcat -b "$BOOT" -C -t mirrored -o beginning -e -q -f '%o\n' -X fetch.max.bytes=104857600 \
+    -X max.partition.fetch.bytes=8388608 -X queued.max.messages.kbytes=262144 2> /dev/null |
+    wc -l > "$WORK/kcat.count"
+  k1=$(date +%s%N)
+  python3 -c "import sys; n=int(open('$WORK/kcat.count').read()); s=($k1-$k0)/1e9; print(f'source alone (kcat): {n} records in {s:.2f} s = {n*($VALUE+12)/s/1e6:.1f} MB/s')"
+fi
+
 NAME=bench$$
 if [[ $BACKEND == postgres-s3 ]]; then
   # A database and a bucket of its own (tests/services/test-services.sh must be sourced).
