@@ -178,10 +178,10 @@ void ingest_writer::build_and_put(sealed_object& s) {
   s.object_size = s.finished.data.size();
   s.built = std::chrono::steady_clock::now();
   // Retry transient store failures with exponential backoff and jitter before giving up.
-  std::mt19937 rng(std::random_device{}());
   sh::result<void, storage::errc> put = _store->put(s.key, s.finished.data);
   for (int attempt = 1; !put && attempt < 5; ++attempt) {
     spdlog::warn("ingest object {} put failed (attempt {}): {}", s.key, attempt, put.message());
+    thread_local std::mt19937 rng(std::random_device{}());
     std::uniform_int_distribution<int> jitter(0, 50 << attempt);
     std::this_thread::sleep_for(std::chrono::milliseconds((25 << attempt) + jitter(rng)));
     put = _store->put(s.key, s.finished.data);

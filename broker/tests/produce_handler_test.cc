@@ -200,6 +200,7 @@ class produce_handler_test : public ::testing::Test {
   }
   void TearDown() override {
     ctx->writer->stop();
+    conn.produce_turn_changed.reset();  // the timer must go before `io` (declared after conn)
     ctx.reset();
     fs::remove_all(dir);
   }
