@@ -335,6 +335,9 @@ const statement k_insert_object{
     " VALUES ($1, $2, 'ingest', 'live', $3) ON CONFLICT (object_key) DO NOTHING RETURNING 1"};
 const statement k_select_object_size{"sh_object_size",
                                      "SELECT object_size FROM objects WHERE object_key = $1"};
+// The orphan sweep's membership question, many keys per round trip ($1: a text[] literal).
+const statement k_select_registered{
+    "sh_select_registered", "SELECT object_key FROM objects WHERE object_key = ANY($1::text[])"};
 const statement k_select_object_entries{
     "sh_object_entries",
     "SELECT t.name, e.partition, e.byte_offset, e.base_offset, e.last_offset"
@@ -1478,9 +1481,27 @@ class postgres_store final : public metadata_store {
     }
     return with_conn([&](pg_conn& c) -> mresult<std::vector<std::string>> {
       std::vector<std::string> out;
-      for (const std::string& k : object_keys) {
-        SH_META_TRY(r, c.query(k_select_object_size, params().add(k)));
-        if (r.rows() > 0) out.push_back(k);
+      constexpr size_t chunk = 1000;
+      for (size_t i = 0; i < object_keys.size(); i += chunk) {
+        size_t end = std::min(object_keys.size(), i + chunk);
+        // A text[] literal: every element quoted, '"' and '\' escaped.
+        std::string array = "{";
+        for (size_t j = i; j < end; ++j) {
+          if (j > i) array += ',';
+          array += '"';
+          for (char ch : object_keys[j]) {
+            if (ch == '"' || ch == '\\') array += '\\';
+            array += ch;
+          }
+          array += '"';
+        }
+        array += '}';
+        SH_META_TRY(r, c.query(k_select_registered, params().add(std::move(array))));
+        std::set<std::string> known;
+        for (int row = 0; row < r.rows(); ++row) known.insert(r.text(row, 0));
+        for (size_t j = i; j < end; ++j) {
+          if (known.count(object_keys[j])) out.push_back(object_keys[j]);
+        }
       }
       return out;
     });

@@ -1828,6 +1828,19 @@ TEST_P(segment_swap, registered_objects_tells_orphans_apart) {
   EXPECT_TRUE(empty->empty());
   std::vector<std::string> too_many(10001, "k");
   EXPECT_EQ(store().registered_objects(too_many).error().code, errc::invalid_argument);
+  // Keys with characters an array literal or a query would have to escape.
+  const std::string odd = "we\"ird\\,{key} 'x'";
+  commit_ok(object(odd, 100, {range("c", 1, 0, 10, {batch(1, 1)})}));
+  known = store().registered_objects({"{", odd, "we", "\"", "seg0"});
+  ASSERT_TRUE(known) << known.message();
+  EXPECT_EQ(*known, (std::vector<std::string>{odd, "seg0"}));
+  // More keys than one round trip takes (the PostgreSQL store asks 1000 per query).
+  std::vector<std::string> many;
+  for (int i = 0; i < 2500; ++i) many.push_back("absent-" + std::to_string(i));
+  many[1700] = "seg0";
+  known = store().registered_objects(many);
+  ASSERT_TRUE(known) << known.message();
+  EXPECT_EQ(*known, (std::vector<std::string>{"seg0"}));
 }
 
 INSTANTIATE_TEST_SUITE_P(stores, segment_swap, ::testing::ValuesIn(all_harness_factories()),
