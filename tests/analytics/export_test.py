@@ -125,15 +125,15 @@ def produce(bootstrap, work):
              "-l", path])
 
 
-def consume_reference(bootstrap):
+def consume_reference(bootstrap, topic=TOPIC, partitions=PARTITIONS):
     from confluent_kafka import Consumer, TopicPartition, KafkaError
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "export-test-ref",
                   "enable.auto.commit": False, "enable.partition.eof": True,
                   "auto.offset.reset": "earliest"})
-    c.assign([TopicPartition(TOPIC, p, 0) for p in range(PARTITIONS)])
+    c.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
     out, eof = [], set()
     deadline = time.time() + 60
-    while len(eof) < PARTITIONS and time.time() < deadline:
+    while len(eof) < partitions and time.time() < deadline:
         m = c.poll(1.0)
         if m is None:
             continue
@@ -146,7 +146,7 @@ def consume_reference(bootstrap):
         hs = [(k, v) for k, v in (m.headers() or [])]
         out.append(rec(m.partition(), m.offset(), ts, 1 if tt == 2 else 0, m.key(), m.value(), hs))
     c.close()
-    if len(eof) < PARTITIONS:
+    if len(eof) < partitions:
         fail("reference consumer did not reach the end of every partition")
     return sorted(out)
 
@@ -162,8 +162,8 @@ def kcat_reference(bootstrap):
     return out
 
 
-def export(binary, cfg, fmt, output, *extra, check=True):
-    cmd = [binary, "export", "--config", cfg, "--topic", TOPIC, "--format", fmt, "--output",
+def export(binary, cfg, fmt, output, *extra, check=True, topic=TOPIC):
+    cmd = [binary, "export", "--config", cfg, "--topic", topic, "--format", fmt, "--output",
            output, *extra]
     r = run(cmd, timeout=120, check=check)
     return r
@@ -173,12 +173,12 @@ def b64(s):
     return None if s is None else base64.b64decode(s)
 
 
-def load_jsonl_b64(path):
+def load_jsonl_b64(path, topic=TOPIC):
     out = []
     with open(path) as f:
         for line in f:
             j = json.loads(line)
-            if j["topic"] != TOPIC:
+            if j["topic"] != topic:
                 fail(f"topic {j['topic']}")
             out.append(rec(j["partition"], j["offset"], j["timestamp"], j["timestamp_type"],
                            b64(j["key"]), b64(j["value"]),
@@ -509,6 +509,31 @@ def main():
                "--from-offset", "100", "--to-time", str(hi))
         compare("offset + time bounds", load_jsonl_b64(out),
                 [r for r in want if r[0] == 2 and r[1] >= 100 and r[2] <= hi])
+        # A LogAppendTime topic: the broker stamps batches; every record carries the batch's
+        # append time and timestamp type 1, as consumers see it.
+        fut = admin.create_topics([NewTopic("exp-lat", 1, 1, config={
+            "message.timestamp.type": "LogAppendTime"})])
+        fut["exp-lat"].result(30)
+        for rnd, codec in enumerate(("gzip", "none", "zstd")):
+            path = os.path.join(work, f"lat-{rnd}.txt")
+            with open(path, "w") as f:
+                for i in range(15):
+                    f.write(f"k{i}:lat-{rnd}-{i}\n")
+            run(["kcat", "-P", "-b", bootstrap, "-t", "exp-lat", "-K", ":", "-z", codec, "-l",
+                 path])
+            time.sleep(0.02)
+        lat = consume_reference(bootstrap, "exp-lat", 1)
+        if len(lat) != 45 or any(r[3] != 1 for r in lat):
+            fail(f"LogAppendTime reference: {len(lat)} records, types {set(r[3] for r in lat)}")
+        out = os.path.join(work, "lat.jsonl")
+        export(binary, cfg, "jsonl", out, "--binary", "base64", topic="exp-lat")
+        compare("LogAppendTime topic", load_jsonl_b64(out, "exp-lat"), lat)
+        lat_ts = sorted({r[2] for r in lat})
+        out = os.path.join(work, "lat-time.jsonl")
+        export(binary, cfg, "jsonl", out, "--binary", "base64", "--from-time", str(lat_ts[-1]),
+               topic="exp-lat")
+        compare("LogAppendTime topic, time range", load_jsonl_b64(out, "exp-lat"),
+                [r for r in lat if r[2] >= lat_ts[-1]])
         # Usage errors.
         r = export(binary, cfg, "jsonl", out, "--from-time", "yesterday", check=False)
         if r.returncode != 2:
