@@ -401,8 +401,11 @@ int run_broker(const broker_config& cfg) {
   }
   ctx.groups = std::make_unique<group_coordinator>(ctx);
   ctx.groups->start();
-  compaction::compactor compactor(ctx.meta, ctx.store,
-                                  compaction::make_compactor_options(cfg, ctx.instance_id));
+  auto compactor_options = compaction::make_compactor_options(cfg, ctx.instance_id);
+  compactor_options.on_partition_changed = [&ctx](const std::string& topic, int32_t partition) {
+    ctx.index->invalidate(topic, partition);
+  };
+  compaction::compactor compactor(ctx.meta, ctx.store, std::move(compactor_options));
   compactor.start();
 
   for (auto& a : acceptors) asio::co_spawn(io, accept_loop(ctx, *a, io), asio::detached);

@@ -302,6 +302,11 @@ TEST_F(admin_handlers_test, delete_records) {
   rc.batches = {metadata::batch_commit{10, 1, -1, -1, -1}};
   oc.ranges = {rc};
   ASSERT_TRUE(ctx->meta->commit_object(oc));  // offsets 0..9
+  // Fetch reads partition states through the index cache; prime it with log start 0.
+  ctx->index->start({});
+  auto primed = ctx->index->get_partition("t", 0);
+  ASSERT_TRUE(primed);
+  ASSERT_EQ(primed->log_start_offset, 0);
 
   kafka::delete_records_request in;
   in.topics.push_back({"t", {{0, 4, {}}, {1, 1, {}}, {7, 0, {}}}, {}});
@@ -315,6 +320,11 @@ TEST_F(admin_handlers_test, delete_records) {
       << "partition 1 is empty: offset 1 is beyond its high watermark";
   EXPECT_EQ(r.topics[0].partitions[2].error_code, code(error_code::unknown_topic_or_partition));
   EXPECT_EQ(r.topics[1].partitions.at(0).error_code, code(error_code::unknown_topic_or_partition));
+  // DeleteRecords is not a commit (no notification): the handler drops the cached state, so a
+  // fetch below the new log start fails at once instead of when the cached state expires.
+  auto cached = ctx->index->get_partition("t", 0);
+  ASSERT_TRUE(cached);
+  EXPECT_EQ(cached->log_start_offset, 4);
 
   kafka::delete_records_request to_end;
   to_end.topics.push_back({"t", {{0, -1, {}}}, {}});

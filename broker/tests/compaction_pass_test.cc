@@ -199,14 +199,24 @@ TEST_F(compaction_pass_test, background_compactor_uses_topic_configs_and_leases)
   for (const auto& e : *rows) EXPECT_NE(e.object_key.substr(e.object_key.size() - 4), ".seg");
 
   ASSERT_TRUE(ctx->meta->set_topic_configs("t", {{"segment.bytes", "1"}}));
-  compaction::compactor c(ctx->meta, ctx->store,
-                          compaction::make_compactor_options(broker_config{}, "me"));
+  auto options = compaction::make_compactor_options(broker_config{}, "me");
+  // The broker drops its index cache's rows of a partition whose rows were swapped.
+  std::vector<std::pair<std::string, int32_t>> changed;
+  options.on_partition_changed = [&](const std::string& topic, int32_t partition) {
+    changed.emplace_back(topic, partition);
+  };
+  compaction::compactor c(ctx->meta, ctx->store, std::move(options));
   c.start();
   c.run_pass();
   c.stop();
   rows = ctx->meta->read_index("t", 0, 0, 100);
   ASSERT_TRUE(rows);
   ASSERT_EQ(rows->size(), 3u);  // one segment per ingest row (segment.bytes = 1)
+  ASSERT_FALSE(changed.empty());
+  for (const auto& [topic, partition] : changed) {
+    EXPECT_EQ(topic, "t");
+    EXPECT_EQ(partition, 0);  // partition 1 belongs to the other broker's compactor
+  }
   for (const auto& e : *rows) EXPECT_EQ(e.object_key.substr(e.object_key.size() - 4), ".seg");
   auto p1 = ctx->meta->read_index("t", 1, 0, 100);
   ASSERT_TRUE(p1);

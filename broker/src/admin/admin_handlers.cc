@@ -132,6 +132,8 @@ awaitable<handler_response> handle_delete_records(broker_context& ctx, connectio
       });
       if (moved) {
         pr.low_watermark = *moved;
+        // Fetches below the new log start must fail now, not when the cached state expires.
+        ctx.index->invalidate(t.name, p.partition_index);
       } else if (moved.code() == metadata::errc::not_found) {
         pr.error_code = code(error_code::unknown_topic_or_partition);
       } else if (moved.code() == metadata::errc::invalid_argument) {

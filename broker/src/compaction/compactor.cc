@@ -328,6 +328,7 @@ void compactor::run_partition(const metadata::topic_info& t, int32_t p) {
   if (!retained) {
     spdlog::warn("retention of {}-{}: {}", t.name, p, retained.message());
   } else if (retained->applied) {
+    if (_options.on_partition_changed) _options.on_partition_changed(t.name, p);
     spdlog::info("retention of {}-{}: removed {} units ({} bytes), log start offset now {}", t.name,
                  p, retained->units_removed, retained->bytes_removed, retained->log_start_offset);
   }
@@ -356,6 +357,7 @@ void compactor::run_partition(const metadata::topic_info& t, int32_t p) {
       break;
     }
     if (!done->compacted) break;
+    if (_options.on_partition_changed) _options.on_partition_changed(t.name, p);
     spdlog::info(
         "compacted {}-{} offsets {}..{} ({} rows, {} bytes, {} of {} batches re-compressed) into "
         "{} ({} bytes)",

@@ -155,6 +155,9 @@ struct compactor_options {
   int64_t sweep_interval_ms = 3600000;  // broker object.sweep.interval.ms
   // Topic config defaults come from here (log.segment.bytes, log.roll.ms, log.retention.*).
   broker_config broker;
+  // Called after a partition's index rows were swapped for a segment or removed by retention,
+  // so caches of those rows (the broker's index cache) drop them now instead of at their expiry.
+  std::function<void(const std::string& topic, int32_t partition)> on_partition_changed;
 };
 
 // The broker's compactor settings from its config (the keys above; defaults when unset).
