@@ -7,6 +7,7 @@
 # usage: bench/mirror/run_mirror_bench.sh BUILD_DIR [embedded|postgres-s3] [RECORDS] [VALUE] [PARTITIONS] [extra mirror.properties lines...]
 #   embedded     SQLite + local directory under ${BENCH_TMP:-/tmp} (the default)
 #   postgres-s3  PG_DSN/PG_URL and S3_* from tests/services/test-services.sh (must be sourced)
+# SOURCE=streamhouse: the source is a StreamHouse broker loaded by sh_load instead of the mock.
 set -euo pipefail
 BUILD=${1:?build dir}
 BACKEND=${2:-embedded}
@@ -21,12 +22,27 @@ MOCK_PID=""
 cleanup() { [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT
 
-"$MOCK_BIN" --partitions "$PARTS" --rounds 0 --bulk "$RECORDS" --value-size "$VALUE" \
-  --bulk-codec none > "$WORK/mock.out" 2> "$WORK/mock.err" &
-MOCK_PID=$!
-for _ in $(seq 1 1200); do [[ -s "$WORK/mock.out" ]] && break; sleep 0.1; done
-BOOT=$(head -1 "$WORK/mock.out")
-[[ -n "$BOOT" ]] || { echo "mock did not start: $(cat "$WORK/mock.err")"; exit 1; }
+if [[ ${SOURCE:-mock} == streamhouse ]]; then
+  # SOURCE=streamhouse: a StreamHouse broker (embedded, under $WORK/source) loaded by sh_load;
+  # it serves reads faster than the mock and keeps everything, so it shows the mirror's own limit.
+  PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  printf 'listeners=PLAINTEXT://127.0.0.1:%s\ndata.dir=%s\nnum.partitions=%s\n' "$PORT" \
+    "$WORK/source" "$PARTS" > "$WORK/source.properties"
+  "$SH_BIN" broker --config "$WORK/source.properties" > "$WORK/source.log" 2>&1 &
+  MOCK_PID=$!
+  BOOT=127.0.0.1:$PORT
+  for _ in $(seq 1 100); do kcat -b "$BOOT" -L > /dev/null 2>&1 && break; sleep 0.1; done
+  "$BUILD/bench/sh_load" --bootstrap "$BOOT" --topic mirrored --messages "$RECORDS" \
+    --size "$VALUE" --partitions "$PARTS" --no-consume > "$WORK/load.out" 2>&1 ||
+    { echo "loading the source failed: $(tail -3 "$WORK/load.out")"; exit 1; }
+else
+  "$MOCK_BIN" --partitions "$PARTS" --rounds 0 --bulk "$RECORDS" --value-size "$VALUE" \
+    --bulk-codec none > "$WORK/mock.out" 2> "$WORK/mock.err" &
+  MOCK_PID=$!
+  for _ in $(seq 1 1200); do [[ -s "$WORK/mock.out" ]] && break; sleep 0.1; done
+  BOOT=$(head -1 "$WORK/mock.out")
+  [[ -n "$BOOT" ]] || { echo "mock did not start: $(cat "$WORK/mock.err")"; exit 1; }
+fi
 
 # Baseline: how fast a plain consumer (kcat, same fetch settings) reads the same data from the
 # mock right now; the mirror cannot beat its source.
@@ -103,7 +119,8 @@ import sys
 secs, copy, cpu = float(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
 n, v, backend, parts = int(sys.argv[4]), int(sys.argv[5]), sys.argv[6], sys.argv[7]
 payload = n * (v + 12)  # value + the "bulk-<i>" key, roughly
-print(f"{backend}: {n} records x {v} B over {parts} partitions: "
+import os
+print(f"{backend} from {os.environ.get('SOURCE', 'mock')}: {n} records x {v} B over {parts} partitions: "
       f"process start to caught up {secs:.2f} s = {payload / secs / 1e6:.1f} MB/s; "
       f"copy phase {copy:.2f} s = {payload / max(copy, 1e-9) / 1e6:.1f} MB/s, "
       f"{n / max(copy, 1e-9):.0f} records/s; mirror CPU {cpu:.2f} s = "

@@ -63,6 +63,7 @@ struct partition_state {
   int64_t newest_committed_ts = -1;    // timestamp of the newest record committed
   int64_t oldest_uncommitted_ts = -1;  // timestamp of the oldest record read, not committed
   double avg_record_bytes = 0;         // running average, for the lag in bytes
+  int64_t queried_low = -1, queried_high = -1, queried_at = 0;  // when the cache has none
   uint64_t records = 0;
   uint64_t bytes = 0;
 };
@@ -193,6 +194,7 @@ class mirror {
   bool wanted(const std::string& topic) const;
   void sync_groups();
   void update_metrics(bool log);
+  bool watermarks(partition_state& st, int64_t& low, int64_t& high);
   void poll_admin();
   std::string part_lease(const part_key& k) const {
     return "mirror:" + _cfg.name + "/p/" + k.first + "/" + std::to_string(k.second);
@@ -944,19 +946,37 @@ void mirror::sync_groups() {
   }
 }
 
-// Per-partition gauges from librdkafka's cached watermarks (no request), and with `log`, the
-// periodic log lines.
+// The source's watermarks: librdkafka's cached ones (from fetch responses, no request); when it
+// has none for the partition, a ListOffsets query (1 s at most, at most every 2 s per partition).
+bool mirror::watermarks(partition_state& st, int64_t& low, int64_t& high) {
+  if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) ==
+          RD_KAFKA_RESP_ERR_NO_ERROR &&
+      high >= 0) {
+    return true;
+  }
+  const int64_t t = now_ms();
+  if (t - st.queried_at >= 2000) {
+    st.queried_at = t;
+    int64_t l = -1, h = -1;
+    if (rd_kafka_query_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &l, &h, 1000) ==
+        RD_KAFKA_RESP_ERR_NO_ERROR) {
+      st.queried_low = l;
+      st.queried_high = h;
+    }
+  }
+  low = st.queried_low;
+  high = st.queried_high;
+  return high >= 0;
+}
+
+// Per-partition gauges from the source's watermarks, and with `log`, the periodic log lines.
 void mirror::update_metrics(bool log) {
   const int64_t wall = wall_ms();
   int64_t lag_total = 0;
   std::vector<std::string> lines;
-  for (const auto& [key, st] : _parts) {
+  for (auto& [key, st] : _parts) {
     int64_t low = 0, high = 0;
-    if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) !=
-            RD_KAFKA_RESP_ERR_NO_ERROR ||
-        high < 0) {
-      continue;
-    }
+    if (!watermarks(st, low, high)) continue;
     const auto labels = part_labels(st);
     const int64_t lag = std::max<int64_t>(0, high - std::max(low, st.committed_next));
     lag_total += lag;
@@ -1030,14 +1050,14 @@ void mirror::update_metrics(bool log) {
   // the tests wait for this line).
   if (!_parts.empty() && _pending_bytes == 0 && _inflight.empty()) {
     bool all = true;
-    for (const auto& [key, st] : _parts) {
+    for (auto& [key, st] : _parts) {
       int64_t low = 0, high = -1;
-      if (rd_kafka_get_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &low, &high) ||
-          high < 0) {
+      if (!watermarks(st, low, high)) {
         all = false;
         break;
       }
-      if (st.committed_next >= high) continue;
+      // Without a checkpoint, an empty partition (nothing from its log start on) is caught up.
+      if (std::max(st.committed_next, low) >= high) continue;
       // Trailing transaction markers: the consumer's position is past them although the
       // checkpoint (last copied + 1) is not.
       rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
