@@ -1,8 +1,7 @@
 // `streamhouse mirror --config FILE`: argument parsing and signal handling around run_mirror.
+#include <malloc.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
-
-#include <malloc.h>
 
 #include <csignal>
 #include <cstdio>
