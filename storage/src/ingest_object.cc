@@ -28,8 +28,9 @@ using detail::hex32;
 ingest_object_builder::ingest_object_builder(std::string writer_id)
     : _writer_id(std::move(writer_id)) {}
 
-uint32_t ingest_object_builder::add(const std::string& topic, int32_t partition,
-                                    std::span<const uint8_t> batch, const ingest_batch_meta& meta) {
+ingest_object_builder::group& ingest_object_builder::group_for(const std::string& topic,
+                                                               int32_t partition,
+                                                               const ingest_batch_meta& meta) {
   auto [it, inserted] = _groups.try_emplace({topic, partition});
   group& g = it->second;
   if (inserted) {
@@ -39,50 +40,114 @@ uint32_t ingest_object_builder::add(const std::string& topic, int32_t partition,
     g.min_timestamp = std::min(g.min_timestamp, meta.first_timestamp);
     g.max_timestamp = std::max(g.max_timestamp, meta.max_timestamp);
   }
-  g.data.insert(g.data.end(), batch.begin(), batch.end());
-  g.batch_sizes.push_back(batch.size());
   g.offset_count += meta.offset_count;
-  _size += batch.size();
-  return static_cast<uint32_t>(g.batch_sizes.size() - 1);
+  return g;
 }
 
-ingest_object_builder::finished ingest_object_builder::finish() {
-  const auto now = std::chrono::system_clock::now().time_since_epoch();
-  return finish(std::chrono::duration_cast<std::chrono::milliseconds>(now).count());
+uint32_t ingest_object_builder::add(const std::string& topic, int32_t partition,
+                                    std::span<const uint8_t> batch, const ingest_batch_meta& meta) {
+  group& g = group_for(topic, partition, meta);
+  g.pieces.push_back({nullptr, g.owned.size(), batch.size()});
+  g.owned.insert(g.owned.end(), batch.begin(), batch.end());
+  g.length += batch.size();
+  _size += batch.size();
+  return static_cast<uint32_t>(g.pieces.size() - 1);
 }
+
+uint32_t ingest_object_builder::add_view(const std::string& topic, int32_t partition,
+                                         std::span<const uint8_t> batch,
+                                         const ingest_batch_meta& meta) {
+  group& g = group_for(topic, partition, meta);
+  g.pieces.push_back({batch.data(), 0, batch.size()});
+  g.length += batch.size();
+  _size += batch.size();
+  return static_cast<uint32_t>(g.pieces.size() - 1);
+}
+
+namespace {
+int64_t now_ms() {
+  const auto now = std::chrono::system_clock::now().time_since_epoch();
+  return std::chrono::duration_cast<std::chrono::milliseconds>(now).count();
+}
+}  // namespace
+
+ingest_object_builder::finished ingest_object_builder::finish() { return finish(now_ms()); }
 
 ingest_object_builder::finished ingest_object_builder::finish(int64_t created_at_ms) {
+  bytes data;
+  finished out = build(
+      created_at_ms, [&](size_t bound) { data.reserve(bound); },
+      [&](std::span<const uint8_t> s) { data.insert(data.end(), s.begin(), s.end()); });
+  out.data = std::move(data);
+  return out;
+}
+
+ingest_object_builder::finished ingest_object_builder::finish_into(aligned_buffer& buf) {
+  return finish_into(buf, now_ms());
+}
+
+ingest_object_builder::finished ingest_object_builder::finish_into(aligned_buffer& buf,
+                                                                   int64_t created_at_ms) {
+  size_t pos = 0;
+  finished out = build(
+      created_at_ms, [&](size_t bound) { buf.resize_uninitialized(bound); },
+      [&](std::span<const uint8_t> s) {
+        if (pos + s.size() > buf.size()) {
+          // Past the bound (cannot happen with the footer bound in build()): grow, keeping bytes.
+          aligned_buffer bigger;
+          bigger.resize_uninitialized(pos + s.size());
+          if (pos > 0) std::memcpy(bigger.data(), buf.data(), pos);
+          buf = std::move(bigger);
+        }
+        if (!s.empty()) std::memcpy(buf.data() + pos, s.data(), s.size());
+        pos += s.size();
+      });
+  buf.resize_uninitialized(pos);  // within the reserved bound: keeps the bytes
+  return out;
+}
+
+template <class Reserve, class Put>
+ingest_object_builder::finished ingest_object_builder::build(int64_t created_at_ms,
+                                                             Reserve&& reserve, Put&& put) {
   finished out;
-  // Footer entries run to about 40 bytes plus the topic name.
-  out.data.reserve(_size + _groups.size() * 64 + ingest_trailer_size + 64);
   out.ranges.reserve(_groups.size());
   out.batches.reserve(_groups.size());
+
+  // Upper bound of the footer's encoded size: per range the topic plus at most 11 bytes for
+  // each of 8 varint fields and the tags and length prefixes; the header fields likewise.
+  size_t footer_bound = 64 + _writer_id.size();
+  for (const auto& [id, g] : _groups) footer_bound += 128 + id.first.size();
+  reserve(_size + footer_bound + ingest_trailer_size);
 
   streamhouse::storage::v1::IngestFooter footer;
   footer.set_format_version(ingest_format_version);
   footer.set_created_at_ms(created_at_ms);
   footer.set_writer_id(_writer_id);
 
+  uint64_t pos = 0;
   for (auto& [id, g] : _groups) {
     ingest_range r;
     r.topic = id.first;
     r.partition = id.second;
-    r.offset = out.data.size();
-    r.length = g.data.size();
-    r.batch_count = static_cast<uint32_t>(g.batch_sizes.size());
+    r.offset = pos;
+    r.length = g.length;
+    r.batch_count = static_cast<uint32_t>(g.pieces.size());
     r.offset_count = g.offset_count;
     r.min_timestamp = g.min_timestamp;
     r.max_timestamp = g.max_timestamp;
-    r.crc32c = crc32c(g.data);
-    out.data.insert(out.data.end(), g.data.begin(), g.data.end());
 
     std::vector<batch_location> locs;
-    locs.reserve(g.batch_sizes.size());
-    uint64_t pos = r.offset;
-    for (uint64_t size : g.batch_sizes) {
-      locs.push_back({pos, size});
-      pos += size;
+    locs.reserve(g.pieces.size());
+    uint32_t crc = 0;
+    for (const piece& p : g.pieces) {
+      const std::span<const uint8_t> src(p.view ? p.view : g.owned.data() + p.owned_offset, p.size);
+      // The CRC first, then the copy, batch by batch: the second pass finds it in cache.
+      crc = crc32c_extend(crc, src);
+      put(src);
+      locs.push_back({pos, p.size});
+      pos += p.size;
     }
+    r.crc32c = crc;
     out.batches.push_back(std::move(locs));
 
     auto* pr = footer.add_ranges();
@@ -99,8 +164,11 @@ ingest_object_builder::finished ingest_object_builder::finish(int64_t created_at
   }
 
   const std::string encoded = footer.SerializeAsString();
-  detail::append_footer(out.data,
-                        {reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size()}, magic);
+  bytes tail;
+  tail.reserve(encoded.size() + ingest_trailer_size);
+  detail::append_footer(tail, {reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size()},
+                        magic);
+  put(std::span<const uint8_t>(tail));
 
   _groups.clear();
   _size = 0;

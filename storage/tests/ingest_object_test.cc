@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <random>
 
 #include "sh/storage/crc32c.h"
@@ -384,6 +385,113 @@ TEST(ingest_object, keys) {
   EXPECT_EQ(ingest_object_key("a/b", "n", UINT64_MAX), "a/b/ingest/n/18446744073709551615.ing");
   EXPECT_LT(ingest_object_key("p", "w", 9), ingest_object_key("p", "w", 10));
   EXPECT_TRUE(validate_key(ingest_object_key("p", "w", 9)));
+}
+
+}  // namespace
+}  // namespace sh::storage
+
+namespace sh::storage {
+namespace {
+
+// The object as the format defines it, built independently of the builder: each (topic,
+// partition) group's batches back to back in key order, then the protobuf footer, then the
+// trailer [u32 LE length][u32 LE CRC32C]["SHINGST1"].
+bytes reference_object(const std::vector<added>& in, const std::vector<ingest_batch_meta>& metas,
+                       const std::string& writer, int64_t created) {
+  std::map<std::pair<std::string, int32_t>, std::vector<size_t>> groups;
+  for (size_t i = 0; i < in.size(); ++i) groups[{in[i].topic, in[i].partition}].push_back(i);
+  streamhouse::storage::v1::IngestFooter footer;
+  footer.set_format_version(ingest_format_version);
+  footer.set_created_at_ms(created);
+  footer.set_writer_id(writer);
+  bytes out;
+  for (const auto& [id, idx] : groups) {
+    const uint64_t start = out.size();
+    int64_t count = 0, min_ts = 0, max_ts = 0;
+    for (size_t k = 0; k < idx.size(); ++k) {
+      const auto& m = metas[idx[k]];
+      out.insert(out.end(), in[idx[k]].data.begin(), in[idx[k]].data.end());
+      count += m.offset_count;
+      min_ts = k == 0 ? m.first_timestamp : std::min(min_ts, m.first_timestamp);
+      max_ts = k == 0 ? m.max_timestamp : std::max(max_ts, m.max_timestamp);
+    }
+    auto* r = footer.add_ranges();
+    r->set_topic(id.first);
+    r->set_partition(id.second);
+    r->set_offset(start);
+    r->set_length(out.size() - start);
+    r->set_batch_count(static_cast<uint32_t>(idx.size()));
+    r->set_offset_count(count);
+    r->set_min_timestamp(min_ts);
+    r->set_max_timestamp(max_ts);
+    r->set_crc32c(crc32c(std::span(out).subspan(start)));
+  }
+  const std::string enc = footer.SerializeAsString();
+  out.insert(out.end(), enc.begin(), enc.end());
+  auto put32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+  };
+  put32(static_cast<uint32_t>(enc.size()));
+  put32(crc32c({reinterpret_cast<const uint8_t*>(enc.data()), enc.size()}));
+  out.insert(out.end(), ingest_magic, ingest_magic + 8);
+  return out;
+}
+
+// add() (copied), add_view() (borrowed) and a mix, through finish() and finish_into() into a
+// reused aligned buffer: every combination gives the reference bytes and the same layout.
+TEST(ingest_object, views_and_aligned_output_are_byte_identical) {
+  const std::pair<std::string, int32_t> parts[] = {{"orders", 1}, {"orders", 0}, {"clicks", 7}};
+  aligned_buffer reused;
+  for (int round = 0; round < 6; ++round) {
+    std::mt19937 rng(100 + round);
+    const int batches = round == 5 ? 3 : 30 + round * 20;
+    std::vector<added> in;
+    std::vector<ingest_batch_meta> metas;
+    for (int i = 0; i < batches; ++i) {
+      const auto& [topic, partition] = parts[rng() % 3];
+      in.push_back({topic, partition, fake_batch(rng, 61 + rng() % 5000), 0});
+      metas.push_back({static_cast<int32_t>(1 + i % 5), 1000 + (i * 7919) % 500, 900 + i});
+    }
+    const bytes expected = reference_object(in, metas, "broker-3", 1700000000999);
+    ingest_object_builder copied("broker-3"), viewed("broker-3"), mixed("broker-3");
+    for (size_t i = 0; i < in.size(); ++i) {
+      const uint32_t a = copied.add(in[i].topic, in[i].partition, in[i].data, metas[i]);
+      const uint32_t b = viewed.add_view(in[i].topic, in[i].partition, in[i].data, metas[i]);
+      const uint32_t c = i % 2 ? mixed.add(in[i].topic, in[i].partition, in[i].data, metas[i])
+                               : mixed.add_view(in[i].topic, in[i].partition, in[i].data, metas[i]);
+      EXPECT_EQ(a, b);
+      EXPECT_EQ(a, c);
+    }
+    EXPECT_EQ(viewed.size_bytes(), copied.size_bytes());
+    auto f1 = copied.finish(1700000000999);
+    auto f2 = viewed.finish_into(reused, 1700000000999);
+    EXPECT_TRUE(viewed.empty());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(reused.data()) % aligned_buffer::alignment, 0u);
+    EXPECT_EQ(reused.capacity() % aligned_buffer::alignment, 0u);
+    EXPECT_TRUE(f2.data.empty());
+    ASSERT_EQ(f1.data, expected) << "round " << round;
+    ASSERT_TRUE(
+        std::equal(reused.span().begin(), reused.span().end(), expected.begin(), expected.end()))
+        << "round " << round;
+    auto f3 = mixed.finish(1700000000999);
+    ASSERT_EQ(f3.data, expected);
+    ASSERT_EQ(f1.ranges.size(), f2.ranges.size());
+    for (size_t i = 0; i < f1.ranges.size(); ++i) {
+      EXPECT_EQ(f1.ranges[i].offset, f2.ranges[i].offset);
+      EXPECT_EQ(f1.ranges[i].crc32c, f2.ranges[i].crc32c);
+      ASSERT_EQ(f1.batches[i].size(), f2.batches[i].size());
+      for (size_t j = 0; j < f1.batches[i].size(); ++j) {
+        EXPECT_EQ(f1.batches[i][j].offset, f2.batches[i][j].offset);
+        EXPECT_EQ(f1.batches[i][j].length, f2.batches[i][j].length);
+      }
+    }
+    auto footer = parse_ingest_footer(reused.span(), reused.size());
+    ASSERT_TRUE(footer) << footer.message();
+  }
+  // An empty builder still makes a valid (footer-only) object.
+  ingest_object_builder empty("w");
+  EXPECT_TRUE(empty.finish_into(reused, 5).ranges.empty());
+  EXPECT_TRUE(parse_ingest_footer(reused.span(), reused.size()));
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "sh/storage/aligned_buffer.h"
 #include "sh/storage/object_store.h"
 
 namespace sh::storage {
@@ -47,6 +48,10 @@ struct batch_location {
 
 // Collects batches for one ingest object. Not thread-safe: one owner at a time (the broker's
 // flusher hands a full builder off and starts a new one).
+//
+// The batch bytes are copied once on the way into the object: add() copies a batch into the
+// builder (and finish() once more into the object); add_view() only remembers where the bytes
+// are, and finish() / finish_into() copy them straight into the object.
 class ingest_object_builder {
  public:
   explicit ingest_object_builder(std::string writer_id);
@@ -56,29 +61,52 @@ class ingest_object_builder {
   // stored verbatim; validating it is the caller's job.
   uint32_t add(const std::string& topic, int32_t partition, std::span<const uint8_t> batch,
                const ingest_batch_meta& meta);
+  // The same without the copy: `batch` must stay valid and unchanged until finish() or
+  // finish_into() returns (or the builder is destroyed).
+  uint32_t add_view(const std::string& topic, int32_t partition, std::span<const uint8_t> batch,
+                    const ingest_batch_meta& meta);
 
   // Batch bytes added so far (the footer, written by finish(), comes on top).
   size_t size_bytes() const { return _size; }
   bool empty() const { return _groups.empty(); }
 
   struct finished {
-    bytes data;                        // the whole object, ready to PUT
+    bytes data;                        // the whole object, ready to PUT (empty from finish_into)
     std::vector<ingest_range> ranges;  // in object order, sorted by (topic, partition)
-    // batches[i][j]: where batch j (as numbered by add()) of ranges[i] is in `data`.
+    // batches[i][j]: where batch j (as numbered by add()) of ranges[i] is in the object.
     std::vector<std::vector<batch_location>> batches;
   };
   // Builds the object (footer stamped with the current wall clock) and resets the builder.
   finished finish();
   finished finish(int64_t created_at_ms);
+  // Builds the same bytes into `out` (resized to the object's size; a reused buffer keeps its
+  // pages), so a store writing with O_DIRECT needs no bounce copy. The returned `data` is
+  // empty; ranges and batches are as from finish(). Resets the builder.
+  finished finish_into(aligned_buffer& out, int64_t created_at_ms);
+  finished finish_into(aligned_buffer& out);
 
  private:
+  // One batch: bytes owned by the group (at `owned_offset` in group::owned) or a caller's view.
+  struct piece {
+    const uint8_t* view = nullptr;  // null: owned
+    uint64_t owned_offset = 0;
+    uint64_t size = 0;
+  };
   struct group {
-    bytes data;
-    std::vector<uint64_t> batch_sizes;
+    bytes owned;
+    std::vector<piece> pieces;
+    uint64_t length = 0;
     int64_t offset_count = 0;
     int64_t min_timestamp = 0;
     int64_t max_timestamp = 0;
   };
+  group& group_for(const std::string& topic, int32_t partition, const ingest_batch_meta& meta);
+  // Lays out the object and streams its bytes to `put` (called with consecutive spans), the
+  // footer and trailer last; returns the layout. `reserve` first gets an upper bound of the
+  // object's size.
+  template <class Reserve, class Put>
+  finished build(int64_t created_at_ms, Reserve&& reserve, Put&& put);
+
   std::string _writer_id;
   std::map<std::pair<std::string, int32_t>, group> _groups;
   size_t _size = 0;

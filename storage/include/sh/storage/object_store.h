@@ -132,7 +132,22 @@ struct s3_options {
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
                                                          const s3_options& s3);
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url);
+// Default options, except that the environment variable SH_LOCAL_DIRECT_IO=0 (or 1) sets
+// direct_io.
 sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root);
+struct local_store_options {
+  // put() writes with O_DIRECT (page-aligned sources such as aligned_buffer need no bounce
+  // copy); falls back to buffered writes for good if the file system refuses it. Same
+  // durability either way (fsync of the file, rename, fsync of the directory).
+  bool direct_io = true;
+  // Unit of O_DIRECT writes (offsets and lengths): a multiple of the device's logical block
+  // size, at most 4096. Tests set a bad one to make the kernel refuse and exercise the fallback.
+  uint32_t direct_io_block = 4096;
+};
+sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root,
+                                                        const local_store_options& options);
+// Whether `store` is a local store that (still) writes with O_DIRECT. For tests and logs.
+bool local_store_direct_io_active(const object_store& store);
 sresult<std::unique_ptr<object_store>> open_s3_store(const std::string& bucket,
                                                      const std::string& prefix,
                                                      const s3_options& options);
