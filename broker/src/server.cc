@@ -112,7 +112,7 @@ class connection : public std::enable_shared_from_this<connection> {
         _ctx.inflight_request_bytes.fetch_add(size, std::memory_order_relaxed);
         _next_request_bytes = size;
         request req;
-        req.frame.resize(static_cast<size_t>(size));
+        req.frame.resize(static_cast<size_t>(size));  // not zero-filled (frame_bytes)
         co_await asio::async_read(_socket, asio::buffer(req.frame),
                                   asio::redirect_error(asio::use_awaitable, ec));
         if (ec) break;

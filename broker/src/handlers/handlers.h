@@ -6,6 +6,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../asio_util.h"
@@ -25,13 +26,42 @@ struct connection_state {
   std::string peer;
 };
 
+// std::allocator, except that resize() leaves new elements uninitialized: request frames
+// (up to socket.request.max.bytes) are read over at once, so zero-filling them first is waste.
+template <class T>
+struct default_init_allocator : std::allocator<T> {
+  template <class U>
+  struct rebind {
+    using other = default_init_allocator<U>;
+  };
+  default_init_allocator() = default;
+  template <class U>
+  default_init_allocator(const default_init_allocator<U>&) noexcept {}
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+struct frame_bytes : std::vector<uint8_t, default_init_allocator<uint8_t>> {
+  using std::vector<uint8_t, default_init_allocator<uint8_t>>::vector;
+  // Tests build frames as plain byte vectors.
+  frame_bytes& operator=(const std::vector<uint8_t>& v) {
+    assign(v.begin(), v.end());
+    return *this;
+  }
+};
+
 struct request {
   int16_t api_key = 0;
   int16_t api_version = 0;
   int32_t correlation_id = 0;
   std::optional<std::string> client_id;
-  std::vector<uint8_t> frame;  // the whole request frame (without the size prefix)
-  size_t body_offset = 0;      // where the body starts after the header
+  frame_bytes frame;       // the whole request frame (without the size prefix)
+  size_t body_offset = 0;  // where the body starts after the header
   uint64_t produce_ticket = 0;
   std::span<const uint8_t> body() const {
     return std::span<const uint8_t>(frame).subspan(body_offset);
