@@ -55,8 +55,12 @@ class admin_handlers_test : public ::testing::Test {
     cfg.raw = {{"node.id", "2"}, {"s3.secret.key", "hunter2"}};
     auto m = metadata::open_metadata_store((dir / "meta.db").string());
     ASSERT_TRUE(m) << m.message();
+    // A real store, not nullptr: the context builds its read cache over *store.
+    auto store = storage::open_object_store((dir / "objects").string());
+    ASSERT_TRUE(store) << store.message();
     ctx = std::make_unique<broker_context>(
-        cfg, nullptr, std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+        cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
+        std::shared_ptr<metadata::metadata_store>(std::move(*m)));
     ASSERT_TRUE(ctx->meta->create_topic("t", 2, {{"retention.ms", "1000"}}));
   }
   void TearDown() override {
