@@ -20,6 +20,9 @@
 #   retention a StreamHouse broker (log.retention.ms=3600000) as the source: DescribeConfigs gives
 #             the mirror retention.ms, and a caught-up partition reports 3600 s left; its groups
 #             are listed (ListConsumerGroups) and the one matching groups.regex is synced.
+#   discovery a StreamHouse broker as the source: topics.regex with topics.exclude; a matching topic
+#             created and a partition count grown on the source while the mirror runs are
+#             followed (topic.discovery.interval.ms), identical through the archive's broker.
 # Backends: embedded (SQLite + local directory) or postgres-s3 (PG_URL and S3_* from
 # tests/services/test-services.sh; exits 77 = skipped without them).
 # usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN SECTION [embedded|postgres-s3]
@@ -566,6 +569,66 @@ section_retention() {
   echo "  caught up; group g-listed found by ListConsumerGroups and synced as [$got]"
 }
 
+section_discovery() {
+  echo "discovery: topics.regex / topics.exclude; a new matching topic and partition growth on the source are followed"
+  local S=$WORK/src8 D=$WORK/d
+  mkdir -p "$S"
+  printf 'metadata.url=%s\nstorage.url=%s\n' "$S/metadata.db" "$S/objects" > "$S/archive.properties"
+  echo sqlite > "$S/backend"
+  start_broker "$S" "$S/broker.log" <<< $'auto.create.topics.enable=true\nnum.partitions=2'
+  local SRC_BOOT=127.0.0.1:$BROKER_PORT SRC_PID=$BROKER_PID
+  produce_to() {  # topic partition count
+    seq 1 "$3" | sed "s/^/$1-$2-/" | kcat -b "$SRC_BOOT" -P -t "$1" -p "$2" 2> /dev/null ||
+      fail "produce to $1-$2 on the source broker"
+  }
+  for p in 0 1; do produce_to disc-a $p 20; produce_to disc-skip $p 5; done
+  new_archive "$D"
+  {
+    echo "mirror.name=e2e"
+    echo "source.bootstrap.servers=$SRC_BOOT"
+    echo "topics.regex=disc-.*"
+    echo "topics.exclude=disc-skip.*"
+    echo "topic.discovery.interval.ms=500"
+    echo "flush.ms=100"
+    cat "$D/archive.properties"
+  } > "$D/mirror.properties"
+  "$SH_BIN" mirror --config "$D/mirror.properties" > "$D/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_total "$D" 40 $MPID
+  # While it runs: a new topic that matches, and disc-a grown from 2 to 4 partitions.
+  for p in 0 1; do produce_to disc-b $p 7; done
+  $PY - "$SRC_BOOT" <<'EOP' || fail "CreatePartitions on the source"
+import sys
+from confluent_kafka.admin import AdminClient, NewPartitions
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+admin.create_partitions([NewPartitions("disc-a", 4)], request_timeout=30)["disc-a"].result(30)
+EOP
+  for _ in $(seq 1 100); do
+    kcat -b "$SRC_BOOT" -L -t disc-a 2> /dev/null | grep -q "4 partitions" && break
+    sleep 0.1
+  done
+  for p in 2 3; do produce_to disc-a $p 9; done
+  # 40 + 14 (disc-b) + 18 (new partitions of disc-a), within the discovery interval and a flush.
+  wait_total "$D" 72 $MPID
+  [[ $(sql "$D" "select partition_count from topics where name='disc-a'") == 4 ]] ||
+    fail "archive disc-a has $(sql "$D" "select partition_count from topics where name='disc-a'") partitions"
+  [[ $(sql "$D" "select partition_count from topics where name='disc-b'") == 2 ]] || fail "disc-b not created in the archive"
+  [[ -z $(sql "$D" "select name from topics where name like 'disc-skip%'") ]] || fail "disc-skip mirrored despite topics.exclude"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  local t
+  for t in disc-a disc-b; do
+    dump "$SRC_BOOT" $t "$WORK/source8-$t.dump"
+  done
+  kill "$SRC_PID"; wait "$SRC_PID" || true
+  start_broker "$D" "$D/broker.log" < /dev/null
+  for t in disc-a disc-b; do
+    dump "127.0.0.1:$BROKER_PORT" $t "$D/archive-$t.dump"
+    compare_dumps "$WORK/source8-$t.dump" "$D/archive-$t.dump"
+  done
+  kill "$BROKER_PID"; wait "$BROKER_PID" || true
+  echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded"
+}
+
 section_broker() {
   echo "broker: mirror.config runs the mirror inside streamhouse broker"
   start_mock mock6 --partitions 3 --rounds 10
@@ -586,7 +649,7 @@ section_broker() {
 }
 
 case $SECTION in
-  fidelity|kill9|share|groups|metrics|broker|retention) "section_$SECTION" ;;
+  fidelity|kill9|share|groups|metrics|broker|retention|discovery) "section_$SECTION" ;;
   *) fail "unknown section $SECTION" ;;
 esac
 echo "PASS ($SECTION, $BACKEND)"
