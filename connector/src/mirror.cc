@@ -7,9 +7,11 @@
 // (mirror:<name>/p/<topic>/<partition>); each takes ceil(partitions / live members).
 #include "sh/connector/mirror.h"
 
+#include <fmt/format.h>
 #include <librdkafka/rdkafka.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -19,6 +21,7 @@
 #include <random>
 #include <regex>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "batch_rebuild.h"
@@ -196,6 +199,8 @@ class mirror {
   void update_metrics(bool log);
   bool watermarks(partition_state& st, int64_t& low, int64_t& high);
   void poll_admin();
+  void copy_topic_configs(const std::string& topic,
+                          const std::map<std::string, std::string>& source_configs);
   std::string part_lease(const part_key& k) const {
     return "mirror:" + _cfg.name + "/p/" + k.first + "/" + std::to_string(k.second);
   }
@@ -572,6 +577,40 @@ cresult<void> mirror::discover() {
   return {};
 }
 
+// Source topic configs set on the topic itself that describe its records and mean the same in
+// the archive. Retention and segment settings are not copied: the archive keeps data on its own
+// terms (that is what it is for), and its segments are its own.
+static bool is_copied_topic_config(std::string_view name) {
+  static constexpr std::string_view copied[] = {"cleanup.policy",
+                                                "compression.type",
+                                                "max.message.bytes",
+                                                "message.timestamp.type",
+                                                "message.timestamp.difference.max.ms",
+                                                "message.downconversion.enable"};
+  return std::find(std::begin(copied), std::end(copied), name) != std::end(copied);
+}
+
+// Adds the source topic's copied configs to the archive topic; a config already set on the
+// archive topic (by an operator, or an earlier copy) is left as it is.
+void mirror::copy_topic_configs(const std::string& topic,
+                                const std::map<std::string, std::string>& source_configs) {
+  if (source_configs.empty()) return;
+  auto t = _meta->get_topic(topic);
+  if (!t || !*t) return;
+  std::map<std::string, std::string> merged = (*t)->configs;
+  std::vector<std::string> added;
+  for (const auto& [k, v] : source_configs) {
+    if (merged.emplace(k, v).second) added.push_back(k + "=" + v);
+  }
+  if (added.empty()) return;
+  if (auto r = _meta->set_topic_configs(topic, merged); !r) {
+    spdlog::warn("mirror {}: copying topic configs of {}: {}", _cfg.name, topic, r.message());
+    return;
+  }
+  spdlog::info("mirror {}: archive topic {} takes the source's {}", _cfg.name, topic,
+               fmt::join(added, ", "));
+}
+
 // Handles finished admin requests (DescribeConfigs) without waiting.
 void mirror::poll_admin() {
   while (rd_kafka_event_t* ev = rd_kafka_queue_poll(_admin_queue, 0)) {
@@ -587,7 +626,13 @@ void mirror::poll_admin() {
           if (rd_kafka_ConfigResource_error(rs[i])) continue;
           size_t ne = 0;
           const rd_kafka_ConfigEntry_t** es = rd_kafka_ConfigResource_configs(rs[i], &ne);
+          std::map<std::string, std::string> copied;
           for (size_t j = 0; j < ne; ++j) {
+            const char* copied_value = rd_kafka_ConfigEntry_value(es[j]);
+            if (copied_value && is_copied_topic_config(rd_kafka_ConfigEntry_name(es[j])) &&
+                rd_kafka_ConfigEntry_source(es[j]) == RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) {
+              copied[rd_kafka_ConfigEntry_name(es[j])] = copied_value;
+            }
             if (std::string(rd_kafka_ConfigEntry_name(es[j])) != "retention.ms") continue;
             const char* v = rd_kafka_ConfigEntry_value(es[j]);
             if (v) {
@@ -596,6 +641,7 @@ void mirror::poll_admin() {
                            rd_kafka_ConfigResource_name(rs[i]), v);
             }
           }
+          copy_topic_configs(rd_kafka_ConfigResource_name(rs[i]), copied);
         }
       }
     }

@@ -22,7 +22,8 @@
 #             are listed (ListConsumerGroups) and the one matching groups.regex is synced.
 #   discovery a StreamHouse broker as the source: topics.regex with topics.exclude; a matching topic
 #             created and a partition count grown on the source while the mirror runs are
-#             followed (topic.discovery.interval.ms), identical through the archive's broker.
+#             followed (topic.discovery.interval.ms), identical through the archive's broker; the
+#             source topic's record-describing configs are copied, its retention is not.
 # Backends: embedded (SQLite + local directory) or postgres-s3 (PG_URL and S3_* from
 # tests/services/test-services.sh; exits 77 = skipped without them).
 # usage: mirror_e2e_test.sh STREAMHOUSE_BIN MOCK_SOURCE_BIN SECTION [embedded|postgres-s3]
@@ -582,6 +583,15 @@ section_discovery() {
       fail "produce to $1-$2 on the source broker"
   }
   for p in 0 1; do produce_to disc-a $p 20; produce_to disc-skip $p 5; done
+  # Configs set on the source topic: the record-describing ones are copied, retention is not.
+  $PY - "$SRC_BOOT" <<'EOP' || fail "AlterConfigs on the source"
+import sys
+from confluent_kafka.admin import AdminClient, ConfigResource
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+res = ConfigResource("topic", "disc-a", set_config={
+    "max.message.bytes": "2000000", "cleanup.policy": "delete", "retention.ms": "3600000"})
+admin.alter_configs([res], request_timeout=30)[res].result(30)
+EOP
   new_archive "$D"
   {
     echo "mirror.name=e2e"
@@ -614,6 +624,14 @@ EOP
     fail "archive disc-a has $(sql "$D" "select partition_count from topics where name='disc-a'") partitions"
   [[ $(sql "$D" "select partition_count from topics where name='disc-b'") == 2 ]] || fail "disc-b not created in the archive"
   [[ -z $(sql "$D" "select name from topics where name like 'disc-skip%'") ]] || fail "disc-skip mirrored despite topics.exclude"
+  local configs=""
+  for _ in $(seq 1 100); do
+    configs=$(sql "$D" "select c.name || '=' || c.value from topic_configs c join topics t on t.topic_key = c.topic_key where t.name = 'disc-a' order by c.name" | tr '\n' ' ')
+    [[ -n $configs ]] && break
+    sleep 0.1
+  done
+  [[ $configs == "cleanup.policy=delete max.message.bytes=2000000 " ]] ||
+    fail "archive disc-a configs [$configs], expected cleanup.policy and max.message.bytes only"
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
   local t
   for t in disc-a disc-b; do
@@ -626,7 +644,7 @@ EOP
     compare_dumps "$WORK/source8-$t.dump" "$D/archive-$t.dump"
   done
   kill "$BROKER_PID"; wait "$BROKER_PID" || true
-  echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded"
+  echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded; configs [$configs]"
 }
 
 section_broker() {
