@@ -28,6 +28,7 @@
 #include "sh/kafka/messages/describe_configs_response.h"
 #include "sh/kafka/messages/incremental_alter_configs_request.h"
 #include "sh/kafka/messages/incremental_alter_configs_response.h"
+#include "test_context.h"
 
 namespace sh::broker {
 namespace {
@@ -40,11 +41,7 @@ int16_t code(error_code e) { return static_cast<int16_t>(e); }
 class admin_handlers_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("sh-admin-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    dir = testing::fresh_test_dir("sh-admin");
     broker_config cfg;
     cfg.node_id = 2;
     cfg.cluster_id = "test-cluster";
@@ -53,14 +50,8 @@ class admin_handlers_test : public ::testing::Test {
     cfg.num_blocking_threads = 2;
     cfg.message_max_bytes = 1000;
     cfg.raw = {{"node.id", "2"}, {"s3.secret.key", "hunter2"}};
-    auto m = metadata::open_metadata_store((dir / "meta.db").string());
-    ASSERT_TRUE(m) << m.message();
-    // A real store, not nullptr: the context builds its read cache over *store.
-    auto store = storage::open_object_store((dir / "objects").string());
-    ASSERT_TRUE(store) << store.message();
-    ctx = std::make_unique<broker_context>(
-        cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
-        std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+    ctx = testing::make_embedded_context(dir, cfg);
+    ASSERT_TRUE(ctx);
     ASSERT_TRUE(ctx->meta->create_topic("t", 2, {{"retention.ms", "1000"}}));
   }
   void TearDown() override {

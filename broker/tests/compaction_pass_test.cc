@@ -16,6 +16,7 @@
 #include "sh/kafka/record_batch.h"
 #include "sh/storage/segment.h"
 #include "test_batches.h"
+#include "test_context.h"
 
 namespace sh::broker {
 namespace {
@@ -38,20 +39,11 @@ append_batch to_append(int32_t p, const std::vector<uint8_t>& bytes, int32_t cou
 class compaction_pass_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("sh-compaction-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    auto s = storage::open_object_store((dir / "objects").string());
-    ASSERT_TRUE(s) << s.message();
-    auto m = metadata::open_metadata_store((dir / "meta.db").string());
-    ASSERT_TRUE(m) << m.message();
+    dir = testing::fresh_test_dir("sh-compaction");
     broker_config cfg;
     cfg.num_blocking_threads = 1;
-    ctx =
-        std::make_unique<broker_context>(cfg, std::shared_ptr<storage::object_store>(std::move(*s)),
-                                         std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+    ctx = testing::make_embedded_context(dir, cfg);
+    ASSERT_TRUE(ctx);
     ASSERT_TRUE(ctx->meta->create_topic("t", 2, {}));
   }
   void TearDown() override {

@@ -12,6 +12,7 @@
 #include "log_reader.h"
 #include "sh/kafka/record_batch.h"
 #include "test_batches.h"
+#include "test_context.h"
 
 namespace sh::broker {
 
@@ -28,20 +29,11 @@ namespace fs = std::filesystem;
 class fetch_read_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("sh-fetch-read-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    auto s = storage::open_object_store((dir / "objects").string());
-    ASSERT_TRUE(s) << s.message();
-    auto m = metadata::open_metadata_store((dir / "meta.db").string());
-    ASSERT_TRUE(m) << m.message();
+    dir = testing::fresh_test_dir("sh-fetch-read");
     broker_config cfg;
     cfg.num_blocking_threads = 1;
-    ctx =
-        std::make_unique<broker_context>(cfg, std::shared_ptr<storage::object_store>(std::move(*s)),
-                                         std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+    ctx = testing::make_embedded_context(dir, cfg);
+    ASSERT_TRUE(ctx);
     ASSERT_TRUE(ctx->meta->create_topic("t", 2, {}));
     ctx->index->start({});
   }

@@ -36,6 +36,7 @@
 #include "sh/kafka/messages/offset_fetch_response.h"
 #include "sh/kafka/messages/sync_group_request.h"
 #include "sh/kafka/messages/sync_group_response.h"
+#include "test_context.h"
 
 namespace sh::broker {
 namespace {
@@ -53,13 +54,8 @@ std::unique_ptr<broker_context> make_context(const fs::path& db, int32_t node_id
   cfg.listeners = {listener{"PLAINTEXT", "127.0.0.1", static_cast<uint16_t>(9000 + node_id)}};
   cfg.advertised_listeners = cfg.listeners;
   cfg.num_blocking_threads = 2;
-  auto m = metadata::open_metadata_store(db.string());
-  EXPECT_TRUE(m) << m.message();
-  auto store = storage::open_object_store((db.parent_path() / "objects").string());
-  EXPECT_TRUE(store) << store.message();
-  auto ctx = std::make_unique<broker_context>(
-      cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
-      std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+  auto ctx = testing::make_embedded_context(db.parent_path(), cfg);  // db is <dir>/meta.db
+  if (!ctx) return nullptr;
   ctx->instance_id = instance;
   coordinator_options opts;
   opts.group.initial_rebalance_delay_ms = 0;
@@ -81,11 +77,7 @@ std::vector<uint8_t> subscription(std::vector<std::string> topics) {
 class group_handlers_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("sh-groups-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    dir = testing::fresh_test_dir("sh-groups");
     ctx = make_context(dir / "meta.db", 1, "broker-one");
     ASSERT_TRUE(ctx->meta->create_topic("t", 4, {}));
     ASSERT_TRUE(ctx->meta->create_topic("u", 1, {}));
