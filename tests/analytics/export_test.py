@@ -23,52 +23,23 @@ usage: export_test.py --broker STREAMHOUSE_BINARY [--services] [--segments]
 
 import argparse
 import base64
-import csv
 import datetime
-import io
 import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-T0 = time.time()
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sh_test_util import fail, free_port, log, wait_port  # noqa: E402
+
 TOPIC = "exp"
 PARTITIONS = 3
 HERE = os.path.dirname(os.path.abspath(__file__))
 DUCKDB_DIR = os.path.join(HERE, "..", "duckdb")
-
-
-def log(msg):
-    print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    raise SystemExit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def run(cmd, timeout=60, check=True, **kw):

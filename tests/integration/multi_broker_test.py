@@ -15,12 +15,14 @@ usage: multi_broker_test.py STREAMHOUSE_BINARY
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from sh_test_util import fail, free_port, log, wait_port  # noqa: E402
 
 from kafka.client_async import KafkaClient
 from kafka.protocol.fetch import FetchRequest
@@ -31,35 +33,6 @@ TOPIC = "shared"
 PARTITIONS = 2
 REQUESTS_PER_BROKER = 60
 RECORDS_PER_BATCH = 10
-T0 = time.time()
-
-
-def log(msg):
-    print(f"[{time.time() - T0:6.1f}s] {msg}", flush=True)
-
-
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    raise SystemExit(1)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, proc, timeout=30):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            return False
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
 
 
 def main():
