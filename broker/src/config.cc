@@ -131,6 +131,9 @@ const std::vector<config_key>& known_config_keys() {
       {"s3.multipart.part.bytes", "16777216", "Part size of multipart uploads (5 MiB .. 5 GiB)."},
       {"s3.path.style", "true",
        "true: <endpoint>/<bucket>/<key>; false: virtual-hosted <bucket>.<host>."},
+      {"local.direct.io", "true",
+       "Local directory store: write objects with O_DIRECT (less CPU per produced byte; fresh "
+       "objects are not left in the page cache). Falls back to buffered writes where refused."},
   };
   return keys;
 }
@@ -288,6 +291,7 @@ config_result<broker_config> make_broker_config(const std::map<std::string, std:
   c.s3_secret_key = env_or(r.at("s3.secret.key"), "AWS_SECRET_ACCESS_KEY");
   c.s3_session_token = env_or("", "AWS_SESSION_TOKEN");
   SH_TRY_ASSIGN(c.s3_path_style, parse_bool("s3.path.style", r.at("s3.path.style")));
+  SH_TRY_ASSIGN(c.local_direct_io, parse_bool("local.direct.io", r.at("local.direct.io")));
   SH_TRY_ASSIGN(c.s3_multipart_threshold_bytes,
                 parse_int<int64_t>("s3.multipart.threshold.bytes",
                                    r.at("s3.multipart.threshold.bytes"), 0, int64_t{1} << 42));

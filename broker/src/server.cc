@@ -331,7 +331,9 @@ int run_broker(const broker_config& cfg) {
   s3.path_style = cfg.s3_path_style;
   s3.multipart_threshold = static_cast<uint64_t>(cfg.s3_multipart_threshold_bytes);
   s3.multipart_part_size = static_cast<uint64_t>(cfg.s3_multipart_part_bytes);
-  auto store = storage::open_object_store(cfg.storage_url, s3);
+  storage::local_store_options local;
+  local.direct_io = cfg.local_direct_io;
+  auto store = storage::open_object_store(cfg.storage_url, s3, local);
   if (!store) {
     spdlog::critical("cannot open object store {}: {}", cfg.storage_url, store.message());
     return 1;

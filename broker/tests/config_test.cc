@@ -71,6 +71,10 @@ TEST(config, read_cache_disk_tier_and_multipart_keys) {
   EXPECT_EQ(defaults->read_cache_disk_dir, "/tmp/x/read-cache");
   EXPECT_EQ(defaults->s3_multipart_threshold_bytes, 64 * 1024 * 1024);
   EXPECT_EQ(defaults->s3_multipart_part_bytes, 16 * 1024 * 1024);
+  EXPECT_TRUE(defaults->local_direct_io);
+  auto buffered = make_broker_config({{"local.direct.io", "false"}});
+  ASSERT_TRUE(buffered) << buffered.message();
+  EXPECT_FALSE(buffered->local_direct_io);
 
   auto cfg = make_broker_config({{"read.cache.disk.bytes", "1073741824"},
                                  {"read.cache.disk.dir", "/var/cache/sh"},

@@ -480,13 +480,18 @@ class local_store final : public object_store {
 
 }  // namespace
 
-sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root) {
+local_store_options default_local_store_options() {
   local_store_options options;
-  // Operator override without a config key: SH_LOCAL_DIRECT_IO=0 turns O_DIRECT off.
+  // For benchmarks and tools without a config: SH_LOCAL_DIRECT_IO=0 turns O_DIRECT off (the
+  // broker has the key local.direct.io).
   if (const char* env = std::getenv("SH_LOCAL_DIRECT_IO"); env != nullptr && env[0] != '\0') {
     options.direct_io = std::strcmp(env, "0") != 0;
   }
-  return open_local_store(root, options);
+  return options;
+}
+
+sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root) {
+  return open_local_store(root, default_local_store_options());
 }
 
 bool local_store_direct_io_active(const object_store& store) {

@@ -86,6 +86,12 @@ sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url)
 
 sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
                                                          const s3_options& s3) {
+  return open_object_store(url, s3, default_local_store_options());
+}
+
+sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
+                                                         const s3_options& s3,
+                                                         const local_store_options& local) {
   if (url.empty()) return make_error(errc::invalid_argument, "storage url is empty");
   constexpr std::string_view file_scheme = "file://";
   if (url.starts_with(file_scheme)) {
@@ -94,7 +100,7 @@ sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
       return make_error(errc::invalid_argument,
                         "storage url '" + url + "' needs an absolute path, e.g. file:///var/lib/x");
     }
-    return open_local_store(path);
+    return open_local_store(path, local);
   }
   constexpr std::string_view s3_scheme = "s3://";
   if (url.starts_with(s3_scheme)) {
@@ -108,7 +114,7 @@ sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
     return make_error(errc::invalid_argument,
                       "storage url '" + url + "': unknown scheme (use file:// or s3://)");
   }
-  return open_local_store(url);
+  return open_local_store(url, local);
 }
 
 }  // namespace sh::storage

@@ -409,5 +409,20 @@ TEST(open_object_store, urls) {
   EXPECT_FALSE(open_object_store((dir.path() / "file").string()));
 }
 
+TEST(local_store_direct_io, open_object_store_passes_local_options) {
+  const auto root =
+      std::filesystem::temp_directory_path() / ("sh-local-options-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(root);
+  for (bool direct : {false, true}) {
+    auto store =
+        open_object_store(root.string(), s3_options{}, local_store_options{.direct_io = direct});
+    ASSERT_TRUE(store) << store.message();
+    ASSERT_TRUE((*store)->put("k", std::vector<uint8_t>(5000, 7)));
+    // The broker's local.direct.io reaches the store (this file system accepts O_DIRECT).
+    EXPECT_EQ(local_store_direct_io_active(**store), direct);
+  }
+  std::filesystem::remove_all(root);
+}
+
 }  // namespace
 }  // namespace sh::storage

@@ -59,6 +59,7 @@ struct broker_config {
   std::string s3_secret_key;
   std::string s3_session_token;
   bool s3_path_style = true;
+  bool local_direct_io = true;  // local directory store: O_DIRECT object writes
   int64_t s3_multipart_threshold_bytes = 64 * 1024 * 1024;  // larger objects go multipart; 0: never
   int64_t s3_multipart_part_bytes = 16 * 1024 * 1024;
   // Every key as given (after defaults), so later issues can read new keys without plumbing.

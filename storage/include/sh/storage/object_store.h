@@ -146,6 +146,12 @@ struct local_store_options {
 };
 sresult<std::unique_ptr<object_store>> open_local_store(const std::filesystem::path& root,
                                                         const local_store_options& options);
+// The defaults, with SH_LOCAL_DIRECT_IO=0 (or 1) from the environment applied to direct_io.
+local_store_options default_local_store_options();
+// Like open_object_store(url, s3), with `local` for a local directory store.
+sresult<std::unique_ptr<object_store>> open_object_store(const std::string& url,
+                                                         const s3_options& s3,
+                                                         const local_store_options& local);
 // Whether `store` is a local store that (still) writes with O_DIRECT. For tests and logs.
 bool local_store_direct_io_active(const object_store& store);
 sresult<std::unique_ptr<object_store>> open_s3_store(const std::string& bucket,
