@@ -25,6 +25,7 @@
 #include <thread>
 
 #include "batch_rebuild.h"
+#include "endpoints.h"
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
 #include "sh/metrics/metrics.h"
@@ -452,59 +453,34 @@ void mirror::drop_partition(const part_key& key, bool release) {
 }
 
 cresult<void> mirror::open_stores() {
-  auto meta = metadata::open_metadata_store(_cfg.metadata_url);
-  if (!meta) {
-    return make_error(errc::metadata_error, "opening " + _cfg.metadata_url + ": " + meta.message());
-  }
-  _meta = std::move(*meta);
-  storage::s3_options s3;
-  s3.endpoint = _cfg.s3_endpoint;
-  s3.region = _cfg.s3_region;
-  s3.access_key = _cfg.s3_access_key;
-  s3.secret_key = _cfg.s3_secret_key;
-  s3.path_style = _cfg.s3_path_style;
-  auto store = storage::open_object_store(_cfg.storage_url, s3);
-  if (!store) {
-    return make_error(errc::storage_error, "opening " + _cfg.storage_url + ": " + store.message());
-  }
-  _store = std::shared_ptr<storage::object_store>(std::move(*store));
+  auto archive = open_archive(_cfg);
+  if (!archive) return make_error(archive.code(), archive.message());
+  _meta = std::move(archive->meta);
+  _store = std::move(archive->store);
   return {};
 }
 
 cresult<void> mirror::open_source() {
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::map<std::string, std::string> props = {
-      {"enable.auto.commit", "false"},
-      {"enable.auto.offset.store", "false"},
-      {"auto.offset.reset", "earliest"},
-      {"client.id", "streamhouse-mirror-" + _cfg.name},
-      // assign() needs no group, but librdkafka's consumer wants a group.id to start; nothing is
-      // committed under it.
-      {"group.id", "streamhouse-mirror-" + _cfg.name},
-      // Bigger fetches and a deeper prefetch queue than librdkafka's defaults: the mirror reads
-      // whole logs, and its commits stall the loop for a moment now and then.
-      {"fetch.max.bytes", "104857600"},
-      {"max.partition.fetch.bytes", "8388608"},
-      {"queued.max.messages.kbytes", "262144"},
-      {"queued.min.messages", "200000"},
-  };
-  for (const auto& [k, v] : _cfg.source_props) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(errc::invalid_config, "source." + k + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!rk) {
-    rd_kafka_conf_destroy(conf);
-    return make_error(errc::source_error, std::string("creating the source consumer: ") + err);
-  }
-  rd_kafka_poll_set_consumer(rk);
-  _rk.reset(rk);
-  _queue.reset(rd_kafka_queue_get_consumer(rk));
-  _admin_queue = rd_kafka_queue_new(rk);
+  auto rk = open_source_consumer(
+      _cfg, {
+                {"enable.auto.commit", "false"},
+                {"enable.auto.offset.store", "false"},
+                {"auto.offset.reset", "earliest"},
+                {"client.id", "streamhouse-mirror-" + _cfg.name},
+                // assign() needs no group, but librdkafka's consumer wants a group.id to start;
+                // nothing is committed under it.
+                {"group.id", "streamhouse-mirror-" + _cfg.name},
+                // Bigger fetches and a deeper prefetch queue than librdkafka's defaults: the mirror
+                // reads whole logs, and its commits stall the loop for a moment now and then.
+                {"fetch.max.bytes", "104857600"},
+                {"max.partition.fetch.bytes", "8388608"},
+                {"queued.max.messages.kbytes", "262144"},
+                {"queued.min.messages", "200000"},
+            });
+  if (!rk) return make_error(rk.code(), rk.message());
+  _rk.reset(*rk);
+  _queue.reset(rd_kafka_queue_get_consumer(*rk));
+  _admin_queue = rd_kafka_queue_new(*rk);
   return {};
 }
 

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <map>
 
+#include "endpoints.h"
 #include "sh/connector/mirror.h"
 #include "sh/kafka/record_batch.h"
 #include "sh/metadata/metadata_store.h"
@@ -121,34 +122,18 @@ void read_archive(metadata::metadata_store& meta, storage::object_store& store, 
 }  // namespace
 
 cresult<bool> verify_mirror(const mirror_config& cfg, const std::string& topic, FILE* report) {
-  auto meta = metadata::open_metadata_store(cfg.metadata_url);
-  if (!meta) return make_error(errc::metadata_error, meta.message());
-  storage::s3_options s3;
-  s3.endpoint = cfg.s3_endpoint;
-  s3.region = cfg.s3_region;
-  s3.access_key = cfg.s3_access_key;
-  s3.secret_key = cfg.s3_secret_key;
-  s3.path_style = cfg.s3_path_style;
-  auto store = storage::open_object_store(cfg.storage_url, s3);
-  if (!store) return make_error(errc::storage_error, store.message());
-  auto cps = (*meta)->list_mirror_checkpoints(cfg.name);
+  auto archive = open_archive(cfg);
+  if (!archive) return make_error(archive.code(), archive.message());
+  auto& meta = archive->meta;
+  auto& store = archive->store;
+  auto cps = meta->list_mirror_checkpoints(cfg.name);
   if (!cps) return make_error(errc::metadata_error, cps.message());
 
-  char err[512];
-  rd_kafka_conf_t* conf = rd_kafka_conf_new();
-  std::map<std::string, std::string> props = {{"enable.auto.commit", "false"},
-                                              {"enable.partition.eof", "true"},
-                                              {"group.id", "streamhouse-mirror-verify"}};
-  for (const auto& [k, v] : cfg.source_props) props[k] = v;
-  for (const auto& [k, v] : props) {
-    if (rd_kafka_conf_set(conf, k.c_str(), v.c_str(), err, sizeof(err)) != RD_KAFKA_CONF_OK) {
-      rd_kafka_conf_destroy(conf);
-      return make_error(errc::invalid_config, "source." + k + ": " + err);
-    }
-  }
-  rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-  if (!rk) return make_error(errc::source_error, err);
-  rd_kafka_poll_set_consumer(rk);
+  auto source = open_source_consumer(cfg, {{"enable.auto.commit", "false"},
+                                           {"enable.partition.eof", "true"},
+                                           {"group.id", "streamhouse-mirror-verify"}});
+  if (!source) return make_error(source.code(), source.message());
+  rd_kafka_t* rk = *source;
 
   std::map<part_key, part_check> parts;
   rd_kafka_topic_partition_list_t* list = rd_kafka_topic_partition_list_new(16);
@@ -165,7 +150,7 @@ cresult<bool> verify_mirror(const mirror_config& cfg, const std::string& topic, 
       pc.source_done = true;
       continue;
     }
-    auto st = (*meta)->get_partition(cp.topic, cp.partition);
+    auto st = meta->get_partition(cp.topic, cp.partition);
     pc.lo = std::max(low, st ? st->log_start_offset : 0);
     if (pc.lo >= pc.end) {
       pc.source_done = true;
@@ -227,7 +212,7 @@ cresult<bool> verify_mirror(const mirror_config& cfg, const std::string& topic, 
     std::fprintf(report, "no mirrored partitions for mirror %s\n", cfg.name.c_str());
   for (auto& [key, pc] : parts) {
     if (!pc.source_done && pc.source.error.empty()) pc.source.error = "source read timed out";
-    read_archive(**meta, **store, key, pc);
+    read_archive(*meta, *store, key, pc);
     const bool ok = pc.source == pc.archive;
     all_ok = all_ok && ok;
     auto side = [](const side_summary& s) {
