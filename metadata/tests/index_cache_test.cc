@@ -20,25 +20,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-object_commit one_range(const std::string& key, const std::string& topic, int32_t partition,
-                        int32_t records) {
-  object_commit c;
-  c.object_key = key;
-  c.object_size = 100;
-  range_commit r;
-  r.topic = topic;
-  r.partition = partition;
-  r.byte_offset = 0;
-  r.byte_length = 100;
-  r.max_timestamp = 1000;
-  batch_commit b;
-  b.offset_count = records;
-  b.max_timestamp = 1000;
-  r.batches.push_back(b);
-  c.ranges.push_back(r);
-  return c;
-}
-
 // Records the largest high watermark notified per partition; lets a test wait for one.
 class change_log {
  public:
@@ -81,7 +62,7 @@ class index_cache_test : public ::testing::TestWithParam<harness_factory> {
     return opened ? std::shared_ptr<metadata_store>(std::move(*opened)) : nullptr;
   }
   int64_t commit(metadata_store& s, const std::string& topic, int32_t partition, int32_t records) {
-    auto r = s.commit_object(one_range(key(), topic, partition, records));
+    auto r = s.commit_object(one_range(key(), topic, partition, records, 1000));
     EXPECT_TRUE(r) << r.message();
     if (!r || r->empty()) return -1;
     EXPECT_EQ((*r)[0].status, range_status::ok);

@@ -35,21 +35,6 @@ class postgres_store : public ::testing::Test {
   std::unique_ptr<store_harness> _harness;
 };
 
-object_commit one_range(const std::string& key, const std::string& topic, int32_t partition,
-                        int32_t count) {
-  object_commit c;
-  c.object_key = key;
-  c.object_size = 100;
-  range_commit r;
-  r.topic = topic;
-  r.partition = partition;
-  r.byte_offset = 0;
-  r.byte_length = 100;
-  r.batches.push_back(batch_commit{count});
-  c.ranges.push_back(r);
-  return c;
-}
-
 TEST_F(postgres_store, survives_lost_connections) {
   auto store = open();
   ASSERT_TRUE(store);

@@ -12,6 +12,27 @@
 
 namespace sh::metadata::testing {
 
+// An object with one range of one batch of `records` records (100 bytes at offset 0) for
+// `topic`-`partition`, every timestamp `max_timestamp` (-1: none).
+inline object_commit one_range(const std::string& key, const std::string& topic, int32_t partition,
+                               int32_t records, int64_t max_timestamp = -1) {
+  object_commit c;
+  c.object_key = key;
+  c.object_size = 100;
+  range_commit r;
+  r.topic = topic;
+  r.partition = partition;
+  r.byte_offset = 0;
+  r.byte_length = 100;
+  r.max_timestamp = max_timestamp;
+  batch_commit b;
+  b.offset_count = records;
+  b.max_timestamp = max_timestamp;
+  r.batches.push_back(b);
+  c.ranges.push_back(r);
+  return c;
+}
+
 class store_harness {
  public:
   virtual ~store_harness() = default;
