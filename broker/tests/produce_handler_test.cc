@@ -18,6 +18,7 @@
 #include "sh/kafka/messages/produce_request.h"
 #include "sh/kafka/messages/produce_response.h"
 #include "test_batches.h"
+#include "test_context.h"
 
 namespace sh::broker {
 namespace {
@@ -171,28 +172,18 @@ TEST(produce_view, hostile_counts_and_versions_are_refused) {
 class produce_handler_test : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir = fs::temp_directory_path() /
-          ("sh-produce-" + std::to_string(::getpid()) + "-" +
-           ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    dir = testing::fresh_test_dir("sh-produce");
     broker_config cfg;
     cfg.node_id = 1;
     cfg.listeners = {listener{"PLAINTEXT", "127.0.0.1", 9001}};
     cfg.advertised_listeners = cfg.listeners;
     cfg.num_blocking_threads = 2;
     cfg.auto_create_topics = false;
-    auto m = metadata::open_metadata_store((dir / "meta.db").string());
-    ASSERT_TRUE(m) << m.message();
-    auto store = storage::open_object_store((dir / "objects").string());
-    ASSERT_TRUE(store) << store.message();
-    ctx = std::make_unique<broker_context>(
-        cfg, std::shared_ptr<storage::object_store>(std::move(*store)),
-        std::shared_ptr<metadata::metadata_store>(std::move(*m)));
+    ctx = testing::make_embedded_context(dir, cfg);
+    ASSERT_TRUE(ctx);
     ctx->instance_id = "produce-test";
-    ctx->writer = std::make_unique<ingest_writer>(ctx->store, ctx->meta, ctx->instance_id,
-                                                  1 << 20, std::chrono::milliseconds(2),
-                                                  [] {});
+    ctx->writer = std::make_unique<ingest_writer>(ctx->store, ctx->meta, ctx->instance_id, 1 << 20,
+                                                  std::chrono::milliseconds(2), [] {});
     ctx->writer->start();
     ASSERT_TRUE(ctx->meta->create_topic("t", 2, {}));
     conn.produce_turn_changed =
@@ -205,8 +196,7 @@ class produce_handler_test : public ::testing::Test {
     fs::remove_all(dir);
   }
 
-  static awaitable<void> run(broker_context& c, connection_state& conn,
-                             std::shared_ptr<request> r,
+  static awaitable<void> run(broker_context& c, connection_state& conn, std::shared_ptr<request> r,
                              std::shared_ptr<std::optional<handler_response>> o) {
     *o = co_await handle_produce(c, conn, *r);
   }
@@ -280,8 +270,8 @@ TEST_F(produce_handler_test, good_batches_commit_and_garbage_records_are_corrupt
   auto idx = ctx->meta->read_index("t", 0, 0, 100);
   ASSERT_TRUE(idx);
   ASSERT_FALSE(idx->empty());
-  auto bytes = ctx->store->get_range((*idx)[0].object_key, (*idx)[0].byte_offset,
-                                     (*idx)[0].byte_length);
+  auto bytes =
+      ctx->store->get_range((*idx)[0].object_key, (*idx)[0].byte_offset, (*idx)[0].byte_length);
   ASSERT_TRUE(bytes);
   const auto good = make_batch(5, 1000);
   EXPECT_EQ(*bytes, good);
