@@ -209,6 +209,14 @@ start_broker() {  # $1 = archive dir, $2 = log, extra lines from stdin; sets BRO
   fail "broker did not start: $(tail -5 "$2")"
 }
 
+start_source_broker() {  # $1 = dir: a StreamHouse broker on SQLite + local dir as the mirror's
+  # source (whatever the archive backend), extra config from stdin; sets BROKER_PORT BROKER_PID
+  mkdir -p "$1"
+  printf 'metadata.url=%s\nstorage.url=%s\n' "$1/metadata.db" "$1/objects" > "$1/archive.properties"
+  echo sqlite > "$1/backend"
+  start_broker "$1" "$1/broker.log"
+}
+
 compare_dumps() {  # $1 = source dump, $2 = archive dump
   [[ -s "$1" ]] || fail "empty source dump"
   if ! diff -q "$1" "$2" > /dev/null; then
@@ -518,10 +526,7 @@ section_metrics() {
 section_retention() {
   echo "retention: a StreamHouse broker as the source; retention.ms read with DescribeConfigs"
   local S=$WORK/src R=$WORK/r
-  mkdir -p "$S"
-  printf 'metadata.url=%s\nstorage.url=%s\n' "$S/metadata.db" "$S/objects" > "$S/archive.properties"
-  echo sqlite > "$S/backend"
-  start_broker "$S" "$S/broker.log" <<< $'auto.create.topics.enable=true\nnum.partitions=3\nlog.retention.ms=3600000'
+  start_source_broker "$S" <<< $'auto.create.topics.enable=true\nnum.partitions=3\nlog.retention.ms=3600000'
   local SRC_BOOT=127.0.0.1:$BROKER_PORT
   for p in 0 1 2; do
     seq 1 50 | sed "s/^/r$p-/" | kcat -b "$SRC_BOOT" -P -t mirrored -p $p -K: 2> /dev/null ||
@@ -573,10 +578,7 @@ section_retention() {
 section_discovery() {
   echo "discovery: topics.regex / topics.exclude; a new matching topic and partition growth on the source are followed"
   local S=$WORK/src8 D=$WORK/d
-  mkdir -p "$S"
-  printf 'metadata.url=%s\nstorage.url=%s\n' "$S/metadata.db" "$S/objects" > "$S/archive.properties"
-  echo sqlite > "$S/backend"
-  start_broker "$S" "$S/broker.log" <<< $'auto.create.topics.enable=true\nnum.partitions=2'
+  start_source_broker "$S" <<< $'auto.create.topics.enable=true\nnum.partitions=2'
   local SRC_BOOT=127.0.0.1:$BROKER_PORT SRC_PID=$BROKER_PID
   produce_to() {  # topic partition count
     seq 1 "$3" | sed "s/^/$1-$2-/" | kcat -b "$SRC_BOOT" -P -t "$1" -p "$2" 2> /dev/null ||
