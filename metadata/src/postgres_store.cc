@@ -1092,23 +1092,26 @@ class postgres_store final : public metadata_store {
     return with_conn([&](pg_conn& c) -> mresult<void> {
       SH_META_TRY(txn, pg_txn::begin(c));
       if (commit.fence) SH_META_CHECK(check_fence(c, *commit.fence));
-      SH_META_TRY(inserted,
-                  c.query(k_insert_object, params()
-                                               .add(commit.object_key)
-                                               .add(static_cast<int64_t>(commit.object_size))
-                                               .add(now_ms())));
-      if (inserted.rows() == 0) {
-        SH_META_TRY(size, c.query(k_select_object_size, params().add(commit.object_key)));
-        bool same = false;
-        if (size.rows() > 0 && static_cast<uint64_t>(size.i64(0, 0)) == commit.object_size) {
-          SH_META_TRY(s, same_mirror_ranges(c, commit));
-          same = s;
+      const bool checkpoint_only = commit.object_key.empty();
+      if (!checkpoint_only) {
+        SH_META_TRY(inserted,
+                    c.query(k_insert_object, params()
+                                                 .add(commit.object_key)
+                                                 .add(static_cast<int64_t>(commit.object_size))
+                                                 .add(now_ms())));
+        if (inserted.rows() == 0) {
+          SH_META_TRY(size, c.query(k_select_object_size, params().add(commit.object_key)));
+          bool same = false;
+          if (size.rows() > 0 && static_cast<uint64_t>(size.i64(0, 0)) == commit.object_size) {
+            SH_META_TRY(s, same_mirror_ranges(c, commit));
+            same = s;
+          }
+          if (!same) {
+            return make_error(errc::conflict, "object '" + commit.object_key +
+                                                  "' is already registered with other content");
+          }
+          return {};  // a retry of a commit that succeeded
         }
-        if (!same) {
-          return make_error(errc::conflict, "object '" + commit.object_key +
-                                                "' is already registered with other content");
-        }
-        return {};  // a retry of a commit that succeeded
       }
 
       // Lock every partition written or checkpointed, in the global order.
@@ -1181,6 +1184,9 @@ class postgres_store final : public metadata_store {
         auto it = partitions.find(std::pair(cp.topic, cp.partition));
         if (it == partitions.end()) return not_found(cp.topic, cp.partition);
         locked& p = it->second;
+        if (checkpoint_only && cp.next_source_offset < p.next_offset) {
+          return checkpoint_behind(cp, p.next_offset);
+        }
         if (cp.next_source_offset > p.next_offset) {
           p.advance(cp.next_source_offset, cp.next_source_offset);
         }

@@ -792,7 +792,8 @@ class sqlite_store final : public metadata_store {
     connection& c = *_writer;
     SH_META_TRY(txn, transaction::begin(c, true));
     if (commit.fence) SH_META_CHECK(check_fence(c, *commit.fence));
-    {
+    const bool checkpoint_only = commit.object_key.empty();
+    if (!checkpoint_only) {
       SH_META_TRY(q, c.prepare(k_select_object_size));
       SH_META_TRY(row, q.bind(1, commit.object_key).step());
       if (row) {
@@ -804,11 +805,9 @@ class sqlite_store final : public metadata_store {
         }
         return {};  // a retry of a commit that succeeded
       }
-    }
-    {
-      SH_META_TRY(q, c.prepare(k_insert_object));
-      q.bind(1, commit.object_key).bind(2, static_cast<int64_t>(commit.object_size));
-      SH_META_CHECK(q.bind(3, now_ms()).run());
+      SH_META_TRY(ins, c.prepare(k_insert_object));
+      ins.bind(1, commit.object_key).bind(2, static_cast<int64_t>(commit.object_size));
+      SH_META_CHECK(ins.bind(3, now_ms()).run());
     }
     std::vector<size_t> order(commit.ranges.size());
     for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -850,6 +849,9 @@ class sqlite_store final : public metadata_store {
       SH_META_TRY(key, topic_key_of(c, cp.topic));
       SH_META_TRY(offsets, partition_offsets_of(c, key, cp.topic, cp.partition));
       auto [log_start, hwm, max_ts] = offsets;
+      if (checkpoint_only && cp.next_source_offset < hwm) {
+        return checkpoint_behind(cp, hwm);
+      }
       {
         SH_META_TRY(q, c.prepare(k_upsert_checkpoint));
         q.bind(1, cp.mirror_name).bind(2, cp.source_topic).bind(3, cp.source_partition);

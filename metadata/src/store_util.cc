@@ -117,7 +117,14 @@ mresult<void> validate_commit(const object_commit& commit) {
 }
 
 mresult<void> validate_mirror_commit(const mirror_commit& commit) {
-  SH_META_CHECK(validate_object(commit.object_key, commit.object_size));
+  if (commit.object_key.empty()) {  // a checkpoint-only commit
+    if (!commit.ranges.empty() || commit.object_size != 0 || commit.checkpoints.empty()) {
+      return make_error(errc::invalid_argument,
+                        "a mirror commit without an object carries only checkpoints");
+    }
+  } else {
+    SH_META_CHECK(validate_object(commit.object_key, commit.object_size));
+  }
   for (size_t i = 0; i < commit.ranges.size(); ++i) {
     const mirror_range& m = commit.ranges[i];
     SH_META_CHECK(validate_range(m.range, i, commit.object_size, false));
@@ -143,6 +150,13 @@ mresult<void> validate_mirror_commit(const mirror_commit& commit) {
     return make_error(errc::invalid_argument, "malformed lease fence");
   }
   return {};
+}
+
+error_info<errc> checkpoint_behind(const mirror_checkpoint& cp, int64_t high_watermark) {
+  return make_error(errc::conflict, "checkpoint " + std::to_string(cp.next_source_offset) + " of " +
+                                        cp.topic + "-" + std::to_string(cp.partition) +
+                                        " is below its high watermark " +
+                                        std::to_string(high_watermark));
 }
 
 mresult<void> validate_transactional_id(const std::string& transactional_id) {

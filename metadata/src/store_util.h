@@ -44,6 +44,9 @@ mresult<void> validate_configs(const std::map<std::string, std::string>& configs
 // an error value, never a crash.
 mresult<void> validate_commit(const object_commit& commit);
 mresult<void> validate_mirror_commit(const mirror_commit& commit);
+// A checkpoint-only mirror commit whose checkpoint is below its partition's high watermark:
+// someone else has written further (a zombie after a takeover); conflict.
+error_info<errc> checkpoint_behind(const mirror_checkpoint& cp, int64_t high_watermark);
 // Checks a compaction swap's shape: keys, both row lists tiling [first_offset, last_offset], new
 // rows inside the segment.
 mresult<void> validate_segment_replacement(const segment_replacement& r);

@@ -602,6 +602,51 @@ TEST_P(conformance, mirror_commit_keeps_source_offsets) {
   EXPECT_FALSE(missing->has_value());
 }
 
+TEST_P(conformance, checkpoint_only_mirror_commit_moves_the_high_watermark) {
+  create("m", 1);
+  ASSERT_TRUE(store().commit_mirror_object(
+      mobject("a", {mrange("m", 0, 0, 0, 9, {batch(10)})}, {checkpoint("s", 0, "m", 0, 10)})));
+  // The source's partition ends with two transaction markers (offsets 10 and 11).
+  auto only = mobject("", {}, {checkpoint("s", 0, "m", 0, 12)});
+  only.object_size = 0;
+  auto r = store().commit_mirror_object(only);
+  ASSERT_TRUE(r) << r.message();
+  EXPECT_EQ(hwm("m", 0), 12);
+  auto cp = store().get_mirror_checkpoint("src", "s", 0);
+  ASSERT_TRUE(cp && cp->has_value());
+  EXPECT_EQ((*cp)->next_source_offset, 12);
+  auto registered = store().registered_objects({"", "a"});
+  ASSERT_TRUE(registered) << registered.message();
+  EXPECT_EQ(*registered, std::vector<std::string>{"a"})
+      << "a checkpoint-only commit registers no object";
+  // A retry is harmless; the next data continues after the gap.
+  ASSERT_TRUE(store().commit_mirror_object(only));
+  ASSERT_TRUE(store().commit_mirror_object(
+      mobject("b", {mrange("m", 0, 0, 12, 13, {batch(2)})}, {checkpoint("s", 0, "m", 0, 14)})));
+  EXPECT_EQ(hwm("m", 0), 14);
+  // A zombie's stale checkpoint (behind what was written since) is refused, changing nothing.
+  auto stale = mobject("", {}, {checkpoint("s", 0, "m", 0, 12)});
+  stale.object_size = 0;
+  auto behind = store().commit_mirror_object(stale);
+  ASSERT_FALSE(behind);
+  EXPECT_EQ(behind.code(), errc::conflict) << behind.message();
+  cp = store().get_mirror_checkpoint("src", "s", 0);
+  ASSERT_TRUE(cp && cp->has_value());
+  EXPECT_EQ((*cp)->next_source_offset, 14);
+  // Malformed: ranges, a size or no checkpoints without an object key.
+  auto with_range = mobject("", {mrange("m", 0, 0, 14, 14, {batch(1)})}, {});
+  with_range.object_size = 0;
+  auto sized = mobject("", {}, {checkpoint("s", 0, "m", 0, 20)});
+  auto empty = mobject("", {}, {});
+  empty.object_size = 0;
+  for (const auto& bad : {with_range, sized, empty}) {
+    auto b = store().commit_mirror_object(bad);
+    ASSERT_FALSE(b);
+    EXPECT_EQ(b.code(), errc::invalid_argument) << b.message();
+  }
+  EXPECT_EQ(hwm("m", 0), 14);
+}
+
 TEST_P(conformance, mirror_commit_is_all_or_nothing) {
   create("m", 1);
   ASSERT_TRUE(store().commit_mirror_object(
