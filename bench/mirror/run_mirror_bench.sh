@@ -49,10 +49,11 @@ fi
 if command -v kcat > /dev/null; then
   k0=$(date +%s%N)
   kcat -b "$BOOT" -C -t mirrored -o beginning -e -q -f '%o\n' -X fetch.max.bytes=104857600 \
-    -X max.partition.fetch.bytes=8388608 -X queued.max.messages.kbytes=262144 2> /dev/null |
-    wc -l > "$WORK/kcat.count"
+    -X max.partition.fetch.bytes=8388608 -X queued.max.messages.kbytes=262144 -X receive.message.max.bytes=268435456 \
+    2> "$WORK/kcat.err" | wc -l > "$WORK/kcat.count" ||
+    echo "source alone (kcat) failed: $(tail -1 "$WORK/kcat.err")"
   k1=$(date +%s%N)
-  python3 -c "import sys; n=int(open('$WORK/kcat.count').read()); s=($k1-$k0)/1e9; print(f'source alone (kcat): {n} records in {s:.2f} s = {n*($VALUE+12)/s/1e6:.1f} MB/s')"
+  [[ -s "$WORK/kcat.err" ]] || python3 -c "import sys; n=int(open('$WORK/kcat.count').read()); s=($k1-$k0)/1e9; print(f'source alone (kcat): {n} records in {s:.2f} s = {n*($VALUE+12)/s/1e6:.1f} MB/s')"
 fi
 
 NAME=bench$$

@@ -194,7 +194,10 @@ class mirror {
   cresult<void> flush();
   cresult<void> drain(bool all);
   cresult<void> commit_one(inflight_object& o);
+  cresult<void> advance_idle_checkpoints();
   void resync_inflight(const std::string& why);
+  void resync_partitions(const std::set<part_key>& parts);
+  void discard_inflight();
   bool wanted(const std::string& topic) const;
   void sync_groups();
   void update_metrics(bool log);
@@ -476,6 +479,9 @@ cresult<void> mirror::open_source() {
                 {"max.partition.fetch.bytes", "8388608"},
                 {"queued.max.messages.kbytes", "262144"},
                 {"queued.min.messages", "200000"},
+                // Some brokers (librdkafka's mock among them) overshoot fetch.max.bytes by whole
+                // partitions; librdkafka drops the connection on a response above this limit.
+                {"receive.message.max.bytes", "268435456"},
             });
   if (!rk) return make_error(rk.code(), rk.message());
   _rk.reset(*rk);
@@ -805,18 +811,117 @@ cresult<void> mirror::commit_one(inflight_object& o) {
   return {};
 }
 
+// A partition whose log ends in offsets without records (transaction markers, aborted or
+// compacted records) leaves the consumer's position past the last record copied. Once everything
+// read from it is committed, a checkpoint-only commit moves its checkpoint and the archive's high
+// watermark to that position, so the archive ends where the source ends: no phantom lag, and a
+// group offset synced at the source's end is valid in the archive.
+cresult<void> mirror::advance_idle_checkpoints() {
+  std::set<part_key> busy;
+  for (const auto& o : _inflight) {
+    for (const auto& [k, info] : o.parts) busy.insert(k);
+  }
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(8);
+  for (const auto& [k, st] : _parts) {
+    if (st.pending.empty() && !busy.count(k) && st.next_offset == st.committed_next) {
+      rd_kafka_topic_partition_list_add(l, k.first.c_str(), k.second);
+    }
+  }
+  metadata::mirror_commit commit;
+  std::vector<std::pair<partition_state*, int64_t>> moved;
+  if (l->cnt > 0 && rd_kafka_position(_rk.get(), l) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    for (int i = 0; i < l->cnt; ++i) {
+      const auto& e = l->elems[i];
+      auto it = _parts.find(part_key(e.topic, e.partition));
+      if (e.err || e.offset < 0 || it == _parts.end() || e.offset <= it->second.committed_next) {
+        continue;
+      }
+      metadata::mirror_checkpoint cp;
+      cp.mirror_name = _cfg.name;
+      cp.source_topic = cp.topic = e.topic;
+      cp.source_partition = cp.partition = e.partition;
+      cp.next_source_offset = e.offset;
+      commit.checkpoints.push_back(std::move(cp));
+      moved.emplace_back(&it->second, e.offset);
+    }
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+  if (moved.empty()) return {};
+  commit.fence = metadata::lease_fence{_member_lease, _member_epoch};
+  const double t0 = mono_s();
+  auto c = _meta->commit_mirror_object(commit);
+  _t_commit += mono_s() - t0;
+  if (!c) {
+    if (c.code() == metadata::errc::fenced) return make_error(errc::fenced, c.message());
+    if (c.code() == metadata::errc::conflict) {
+      spdlog::warn("mirror {}: checkpoint: {}; re-reading the checkpoints", _cfg.name, c.message());
+      std::set<part_key> parts;
+      for (const auto& [st, off] : moved) parts.emplace(st->topic, st->partition);
+      resync_partitions(parts);
+      return {};
+    }
+    spdlog::warn("mirror {}: checkpoint commit failed (retried later): {}", _cfg.name, c.message());
+    return {};
+  }
+  for (auto& [st, off] : moved) {
+    spdlog::debug("mirror {}: {}-{} checkpoint moves over offsets without records to {}", _cfg.name,
+                  st->topic, st->partition, off);
+    st->committed_next = st->next_offset = off;
+  }
+  _metrics.add("streamhouse_mirror_commits_total", {}, 1);
+  return {};
+}
+
+// Waits for every object in flight and forgets them. Objects whose PUT went through but which
+// are not registered in the metadata (their commit was refused, or never tried) are deleted;
+// when the metadata cannot say, they are left to the brokers' orphan sweep.
+void mirror::discard_inflight() {
+  std::vector<std::string> written;
+  for (auto& o : _inflight) {
+    if (!o.put.valid()) continue;
+    if (o.put.get().put) written.push_back(o.commit.object_key);
+  }
+  _inflight.clear();
+  if (written.empty()) return;
+  auto registered = _meta->registered_objects(written);
+  if (!registered) {
+    spdlog::warn("mirror {}: {} uncommitted object(s) left to the orphan sweep: {}", _cfg.name,
+                 written.size(), registered.message());
+    return;
+  }
+  const std::set<std::string> keep(registered->begin(), registered->end());
+  size_t removed = 0;
+  for (const auto& key : written) {
+    if (keep.count(key)) continue;
+    if (auto r = _store->remove(key); r) {
+      ++removed;
+    } else {
+      spdlog::warn("mirror {}: deleting uncommitted object {}: {}", _cfg.name, key, r.message());
+    }
+  }
+  if (removed > 0) {
+    spdlog::info("mirror {}: deleted {} uncommitted object(s)", _cfg.name, removed);
+    _metrics.add("streamhouse_mirror_objects_discarded_total", {}, static_cast<double>(removed));
+  }
+}
+
 // Someone else wrote offsets we were about to commit (two processes briefly on one partition).
 // Offsets are the source's, so nothing is lost: every object still in flight is abandoned (a later
-// one must never commit past a hole), and their partitions restart from the archive's checkpoint.
+// one must never commit past a hole) and deleted, and their partitions restart from the archive's
+// checkpoint.
 void mirror::resync_inflight(const std::string& why) {
   spdlog::warn("mirror {}: {}; re-reading the checkpoints of the partitions in flight", _cfg.name,
                why);
   std::set<part_key> parts;
-  for (auto& o : _inflight) {
-    if (o.put.valid()) (void)o.put.get();
+  for (const auto& o : _inflight) {
     for (const auto& [k, info] : o.parts) parts.insert(k);
   }
-  _inflight.clear();
+  discard_inflight();
+  resync_partitions(parts);
+}
+
+// Restarts the given partitions from their checkpoints in the archive (pending records dropped).
+void mirror::resync_partitions(const std::set<part_key>& parts) {
   for (const auto& k : parts) {
     auto it = _parts.find(k);
     if (it == _parts.end()) continue;
@@ -951,6 +1056,12 @@ void mirror::sync_groups() {
         go.topic = k.first;
         go.partition = k.second;
         go.offset = off;
+        // A source offset past trailing transaction markers is past the archive's log end (it
+        // ends with the last record): the offsets between hold no records, so the consumer
+        // resumes at the log end, where the next mirrored record will follow.
+        if (auto p = _meta->get_partition(k.first, k.second); p && p->high_watermark < off) {
+          go.offset = p->high_watermark;
+        }
         go.metadata = marker;
         offs.push_back(go);
       }
@@ -1079,15 +1190,8 @@ void mirror::update_metrics(bool log) {
         break;
       }
       // Without a checkpoint, an empty partition (nothing from its log start on) is caught up.
-      if (std::max(st.committed_next, low) >= high) continue;
-      // Trailing transaction markers: the consumer's position is past them although the
-      // checkpoint (last copied + 1) is not.
-      rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
-      rd_kafka_topic_partition_list_add(l, st.topic.c_str(), st.partition);
-      const bool past = !rd_kafka_position(_rk.get(), l) && l->elems[0].offset >= high &&
-                        st.next_offset == st.committed_next;
-      rd_kafka_topic_partition_list_destroy(l);
-      if (!past) {
+      // Trailing offsets without records were checkpointed by advance_idle_checkpoints().
+      if (std::max(st.committed_next, low) < high) {
         all = false;
         break;
       }
@@ -1123,6 +1227,9 @@ cresult<void> mirror::run() {
                          "Records committed per second over the last log interval.");
   (void)_metrics.declare("streamhouse_mirror_bytes_per_second", metrics::metric_type::gauge,
                          "Object bytes committed per second over the last log interval.");
+  (void)_metrics.declare("streamhouse_mirror_objects_discarded_total",
+                         metrics::metric_type::counter,
+                         "Objects written but never committed (a conflict), deleted again.");
   (void)_metrics.declare("streamhouse_mirror_group_offsets_synced_total",
                          metrics::metric_type::counter, "Group offsets copied to the archive.");
   if (!_cfg.metrics_listener.empty()) {
@@ -1216,6 +1323,10 @@ cresult<void> mirror::run() {
       last_groups = now_ms();
     }
     if (t - last_metrics >= 200) {
+      if (auto r = advance_idle_checkpoints(); !r) {
+        result = r;
+        break;
+      }
       const bool log = t - last_log >= _cfg.metrics_log_interval_ms;
       update_metrics(log);
       if (log) last_log = t;
@@ -1228,10 +1339,7 @@ cresult<void> mirror::run() {
   if (result) {
     if (auto r = drain(true); !r) result = r;
   } else {
-    for (auto& o : _inflight) {
-      if (o.put.valid()) (void)o.put.get();  // never leave a PUT thread behind
-    }
-    _inflight.clear();
+    discard_inflight();  // never leave a PUT thread (or an unreferenced object) behind
   }
   if (result) {
     // A clean stop hands everything over at once.

@@ -1187,7 +1187,7 @@ class postgres_store final : public metadata_store {
         if (checkpoint_only && cp.next_source_offset < p.next_offset) {
           return checkpoint_behind(cp, p.next_offset);
         }
-        if (cp.next_source_offset > p.next_offset) {
+        if (!checkpoint_only && cp.next_source_offset > p.next_offset) {
           p.advance(cp.next_source_offset, cp.next_source_offset);
         }
         cp_mirrors.push_back(cp.mirror_name);

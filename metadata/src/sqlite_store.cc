@@ -858,7 +858,7 @@ class sqlite_store final : public metadata_store {
         q.bind(4, key).bind(5, cp.partition).bind(6, cp.next_source_offset);
         SH_META_CHECK(q.bind(7, commit.fence ? commit.fence->epoch : 0).bind(8, now).run());
       }
-      if (cp.next_source_offset > hwm) {
+      if (!checkpoint_only && cp.next_source_offset > hwm) {
         SH_META_TRY(q, c.prepare(k_update_partition_offsets));
         q.bind(1, key).bind(2, cp.partition);
         q.bind(3, log_start == hwm ? cp.next_source_offset : log_start);

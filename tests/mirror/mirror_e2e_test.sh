@@ -69,6 +69,28 @@ dump() {  # $1 = bootstrap, $2 = topic, $3 = output (kcat's view, and the exact 
     fail "exact dump of $2 at $1 failed: $(cat "$3.err")"
 }
 
+high_watermarks() {  # $1 = bootstrap, $2 = topic, $3 = partitions: "p:high" per partition
+  $PY - "$1" "$2" "$3" <<'EOP'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 'sh-e2e-watermarks'})
+print(' '.join(f"{p}:{c.get_watermark_offsets(TopicPartition(sys.argv[2], p), timeout=10)[1]}"
+               for p in range(int(sys.argv[3]))))
+c.close()
+EOP
+}
+
+log_ends() {  # $1 = dump file: "p:(last record's offset + 1)" per partition
+  awk '{ if ($3 + 1 > m[$2]) m[$2] = $3 + 1 } END { for (p in m) print p ":" m[p] }' "$1" |
+    sort -n | tr '\n' ' ' | sed 's/ $//'
+}
+
+sum_watermarks() {  # $1 = high_watermarks output
+  local s=0 pw
+  for pw in $1; do s=$((s + ${pw#*:})); done
+  echo "$s"
+}
+
 # ---- archive backends ----
 ARCHIVE_N=0
 BUCKET=""
@@ -230,9 +252,36 @@ compare_dumps() {  # $1 = source dump, $2 = archive dump
   echo "  $(wc -l < "$1") records identical through the broker (kcat and exact dump)"
 }
 
-check_through_broker() {  # $1 = archive dir, $2 = source dump
+check_through_broker() {  # $1 = archive dir, $2 = source dump [, $3 = source bootstrap, $4 = partitions]
   start_broker "$1" "$1/broker.log" < /dev/null
   dump "127.0.0.1:$BROKER_PORT" mirrored "$1/archive.dump"
+  if [[ -n ${3:-} ]]; then
+    # The archive's log ends with its last record, before the source's trailing transaction
+    # markers (offsets without records, which no consumer could move past at the end of a log;
+    # the next mirrored record starts after them).
+    local src arc ends
+    src=$(high_watermarks "$3" mirrored "$4")
+    arc=$(high_watermarks "127.0.0.1:$BROKER_PORT" mirrored "$4")
+    ends=$(log_ends "$2")
+    [[ -n $arc && $arc == "$ends" ]] || fail "archive high watermarks $arc, last records + 1 $ends"
+    echo "  archive high watermarks at the last records + 1: $arc (source, with markers: $src)"
+    # Consumers of every kind reach that end, past offsets without records at the log's end.
+    local n here
+    n=$(wc -l < "$2")
+    here=$(dirname "${BASH_SOURCE[0]}")
+    $PY "$here/read_to_end.py" "127.0.0.1:$BROKER_PORT" mirrored "$4" "$n" > "$1/read_to_end.out" 2>&1 ||
+      fail "python clients did not read to the end: $(cat "$1/read_to_end.out")"
+    sed 's/^/  /' "$1/read_to_end.out"
+    local js_modules="$here/../compat/js/node_modules"
+    if [[ -d $js_modules/kafkajs ]]; then
+      NODE_PATH=$js_modules node "$here/read_to_end.js" "127.0.0.1:$BROKER_PORT" mirrored "$n" \
+        > "$1/read_to_end_js.out" 2>&1 ||
+        fail "kafkajs did not read to the end: $(cat "$1/read_to_end_js.out")"
+      echo "  kafkajs: $(cat "$1/read_to_end_js.out")"
+    else
+      echo "  kafkajs: not installed (npm ci in tests/compat/js); skipped"
+    fi
+  fi
   kill "$BROKER_PID"; wait "$BROKER_PID" || true
   compare_dumps "$2" "$1/archive.dump"
 }
@@ -249,11 +298,29 @@ section_fidelity() {
   gaps=$(awk '{ if (NR > 1 && $2 == pp && $3 != po + 1) g++; pp = $2; po = $3 } END { print g + 0 }' "$WORK/source1.dump")
   (( gaps > 0 )) || fail "the source has no offset gaps to preserve"
   echo "  source: $(wc -l < "$WORK/source1.dump") records, $gaps gaps"
-  write_mirror_config "$A" "$MOCK_BOOT" < /dev/null
+  # The checkpoints reach the source's end, past the trailing transaction markers (offsets
+  # without records): a record-count total would stop one short per partition.
+  local source_end
+  source_end=$(high_watermarks "$MOCK_BOOT" mirrored 3)
+  (( $(expected_total "$WORK/source1.dump") < $(sum_watermarks "$source_end") )) ||
+    fail "the source has no trailing markers: $source_end"
+  # A group that consumed the source to its end, past the trailing markers.
+  "$MOCK_BIN" --commit "$MOCK_BOOT" g-end mirrored "$(echo "$source_end" | tr ' ' ',')" ||
+    fail "source commit"
+  printf 'groups=g-end\ngroup.sync.interval.ms=300\n' | write_mirror_config "$A" "$MOCK_BOOT"
   "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror.log" 2>&1 &
   local MPID=$!; PIDS+=($MPID)
-  wait_total "$A" "$(expected_total "$WORK/source1.dump")" $MPID
-  # "caught up" although the partitions end with transaction markers (trailing gaps).
+  wait_total "$A" "$(sum_watermarks "$source_end")" $MPID
+  # Its offsets land at the archive's log end (the offsets between hold no records).
+  local want got
+  want=$(log_ends "$WORK/source1.dump")
+  for _ in $(seq 1 100); do
+    got=$(group_offsets "$A" g-end 2>/dev/null || true)
+    [[ $got == "$want" ]] && break
+    sleep 0.1
+  done
+  [[ $got == "$want" ]] || fail "g-end synced as [$got], expected the archive's ends [$want]"
+  echo "  a group at the source's end ($source_end) synced to the archive's log end [$got]"
   for _ in $(seq 1 60); do grep -q "caught up" "$A/mirror.log" && break; sleep 0.05; done
   grep -q "caught up: 3 partitions" "$A/mirror.log" || fail "no caught-up line: $(tail -3 "$A/mirror.log")"
   kill -TERM $MPID; wait $MPID || fail "mirror exit status $? after SIGTERM"
@@ -262,7 +329,7 @@ section_fidelity() {
   [[ "$n_topics" == 1 ]] || fail "expected only the mirrored topic in the archive, got $n_topics"
   parts=$(sql "$A" "select partition_count from topics where name='mirrored'")
   [[ "$parts" == 3 ]] || fail "archive topic has $parts partitions"
-  check_through_broker "$A" "$WORK/source1.dump"
+  check_through_broker "$A" "$WORK/source1.dump" "$MOCK_BOOT" 3
   # A restart with nothing new must copy nothing and stay consistent.
   "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror2.log" 2>&1 &
   MPID=$!; PIDS+=($MPID)

@@ -291,7 +291,9 @@ class metadata_store {
   // watermark to at least next_source_offset, so trailing gaps of the source (transaction
   // markers, compacted records) are gaps here too and synced consumer offsets stay valid.
   // A commit with an empty object_key (and no ranges, size 0) is checkpoint-only: it registers no
-  // object, and a checkpoint below its partition's high watermark is a conflict.
+  // object and leaves the high watermark where the last record ends (a log ending in offsets
+  // without records would leave consumers with no batch to move past them; the next range
+  // starts after the gap). A checkpoint below its partition's high watermark is a conflict.
   // Committing an already registered object key with the same ranges is a retry and succeeds
   // without change. Errors: invalid_argument (malformed), not_found (unknown topic or partition),
   // conflict (a range below the high watermark, or the key registered with other content),
