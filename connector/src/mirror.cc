@@ -165,6 +165,7 @@ struct inflight_object {
   };
   std::map<part_key, part_info> parts;
   uint64_t records = 0;
+  bool written = false;  // the PUT succeeded (known once `put` was waited for)
 };
 
 class mirror {
@@ -753,6 +754,7 @@ cresult<void> mirror::commit_one(inflight_object& o) {
   const double t1 = mono_s();
   _t_put_wait += t1 - t0;
   if (!done.put) return make_error(errc::storage_error, done.put.message());
+  o.written = true;
   o.commit.ranges = std::move(done.ranges);
   o.commit.object_size = done.size;
   struct add_on_exit {
@@ -878,8 +880,8 @@ cresult<void> mirror::advance_idle_checkpoints() {
 void mirror::discard_inflight() {
   std::vector<std::string> written;
   for (auto& o : _inflight) {
-    if (!o.put.valid()) continue;
-    if (o.put.get().put) written.push_back(o.commit.object_key);
+    if (o.put.valid()) o.written = static_cast<bool>(o.put.get().put);
+    if (o.written) written.push_back(o.commit.object_key);
   }
   _inflight.clear();
   if (written.empty()) return;

@@ -716,6 +716,64 @@ EOP
   echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded; configs [$configs]"
 }
 
+stored_objects() {  # $1 = archive dir: the ingest object keys in the archive's storage, sorted
+  if [[ $(cat "$1/backend") == sqlite ]]; then
+    (cd "$1/objects" && find . -name '*.ing' -printf '%P\n' | sort)
+  else
+    local prefix
+    prefix=$(grep '^storage.url=' "$1/archive.properties" | sed 's#storage.url=s3://##')
+    s3_curl GET "${prefix%%/*}?list-type=2&prefix=${prefix#*/}%2F" |
+      grep -o '<Key>[^<]*</Key>' | sed -e 's#<Key>[^/]*/##' -e 's#</Key>##' | grep '\.ing$' | sort
+  fi
+}
+
+section_conflict() {
+  echo "conflict: another writer commits a partition under the mirror; it resyncs, deletes its"
+  echo "  uncommitted object and goes on from the new checkpoint"
+  start_mock mock7 --partitions 1 --rounds 1 --trickle-ms 12000
+  local X=$WORK/x
+  new_archive "$X"
+  printf 'flush.ms=1500\nput.concurrency=1\n' | write_mirror_config "$X" "$MOCK_BOOT"
+  "$SH_BIN" mirror --config "$X/mirror.properties" > "$X/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  local c=-1
+  for _ in $(seq 1 200); do
+    c=$(checkpoint_of "$X" 0)
+    (( c > 0 )) && break
+    sleep 0.05
+  done
+  (( c > 0 )) || fail "no first commit: $(tail -3 "$X/mirror.log")"
+  # Right after a commit (the next flush is ~1.5 s away), 3 more offsets appear committed by
+  # someone else: the mirror's pending range now starts below the high watermark.
+  sql "$X" "update partitions set high_watermark = high_watermark + 3; update mirror_checkpoints set next_source_offset = next_source_offset + 3" > /dev/null
+  local planted
+  planted=$(checkpoint_of "$X" 0)
+  (( planted >= c + 3 )) || fail "planting failed: checkpoint $planted after $c"
+  for _ in $(seq 1 100); do
+    grep -q "deleted 1 uncommitted object" "$X/mirror.log" && break
+    sleep 0.1
+  done
+  grep -q "re-reading the checkpoints" "$X/mirror.log" ||
+    fail "no resync after the conflict: $(tail -5 "$X/mirror.log")"
+  grep -q "deleted 1 uncommitted object" "$X/mirror.log" ||
+    fail "the conflicting object was not deleted: $(tail -5 "$X/mirror.log")"
+  # It goes on from the new checkpoint.
+  local now=$planted
+  for _ in $(seq 1 100); do
+    now=$(checkpoint_of "$X" 0)
+    (( now > planted )) && break
+    sleep 0.1
+  done
+  (( now > planted )) || fail "no progress after the resync (checkpoint $now)"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  local stored registered
+  stored=$(stored_objects "$X")
+  registered=$(sql "$X" "select object_key from objects order by object_key")
+  [[ -n $stored && $stored == "$registered" ]] ||
+    fail "objects in storage differ from the registered ones: [$stored] vs [$registered]"
+  echo "  checkpoint $c -> planted $planted -> $now; $(echo "$stored" | wc -l) objects, all registered"
+}
+
 section_broker() {
   echo "broker: mirror.config runs the mirror inside streamhouse broker"
   start_mock mock6 --partitions 3 --rounds 10
@@ -736,7 +794,7 @@ section_broker() {
 }
 
 case $SECTION in
-  fidelity|kill9|share|groups|metrics|broker|retention|discovery) "section_$SECTION" ;;
+  fidelity|kill9|share|groups|metrics|broker|retention|discovery|conflict) "section_$SECTION" ;;
   *) fail "unknown section $SECTION" ;;
 esac
 echo "PASS ($SECTION, $BACKEND)"
