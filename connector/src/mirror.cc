@@ -200,7 +200,11 @@ class mirror {
   void resync_partitions(const std::set<part_key>& parts);
   void discard_inflight();
   bool wanted(const std::string& topic) const;
-  void sync_groups();
+  void start_group_sync();
+  void on_groups_listed(rd_kafka_event_t* ev);
+  void request_group_offsets(const std::set<std::string>& candidates);
+  void on_group_offsets(rd_kafka_event_t* ev);
+  void sync_group(const std::string& group, const std::map<part_key, int64_t>& source);
   void update_metrics(bool log);
   bool watermarks(partition_state& st, int64_t& low, int64_t& high);
   void poll_admin();
@@ -251,6 +255,8 @@ class mirror {
   std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive  //
                                          // archive consumers committed: never overwritten
   bool _list_groups_unsupported_logged = false;
+  int _group_requests = 0;  // group sync requests to the source not answered yet
+  int64_t _group_sync_started = 0;
   // Where the mirror thread's time goes (seconds), logged at stop: waiting for the source,
   // taking messages, encoding objects, waiting for PUTs, committing, the rest (leases, groups).
   double _t_poll = 0, _t_take = 0, _t_encode = 0, _t_put_wait = 0, _t_commit = 0;
@@ -594,10 +600,20 @@ void mirror::copy_topic_configs(const std::string& topic,
                fmt::join(added, ", "));
 }
 
-// Handles finished admin requests (DescribeConfigs) without waiting.
+// Handles finished admin requests (DescribeConfigs, group listings and offsets) without waiting.
 void mirror::poll_admin() {
   while (rd_kafka_event_t* ev = rd_kafka_queue_poll(_admin_queue, 0)) {
-    if (rd_kafka_event_type(ev) == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
+    const auto type = rd_kafka_event_type(ev);
+    if (type == RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT ||
+        type == RD_KAFKA_EVENT_LISTCONSUMERGROUPOFFSETS_RESULT) {
+      _group_requests = std::max(0, _group_requests - 1);
+      if (type == RD_KAFKA_EVENT_LISTCONSUMERGROUPS_RESULT) {
+        on_groups_listed(ev);
+      } else {
+        on_group_offsets(ev);
+      }
+    }
+    if (type == RD_KAFKA_EVENT_DESCRIBECONFIGS_RESULT) {
       if (rd_kafka_event_error(ev)) {
         spdlog::info("mirror {}: source topic configs unavailable ({}); retention.ms assumed {}",
                      _cfg.name, rd_kafka_event_error_string(ev), _cfg.retention_assumed_ms);
@@ -935,53 +951,65 @@ void mirror::resync_partitions(const std::set<part_key>& parts) {
   }
 }
 
-// Copies the committed offsets of the source groups matching groups.regex into the archive for
-// the partitions this process copies, at offsets it has already mirrored. A group is left alone
-// while it is active on the archive: its coordinator lease "group/<id>" is held by a broker
-// (members, or requests in the last minute), or the archive holds offsets for it that the mirror
-// did not write (their commit metadata is not mirror_group_marker()): its consumers moved.
-void mirror::sync_groups() {
+// Group offset sync copies the committed offsets of the source groups matching groups.regex
+// (or listed in `groups`) into the archive for the partitions this process copies, at offsets it
+// has already mirrored. A group is left alone while it is active on the archive: its coordinator
+// lease "group/<id>" is held by a broker (members, or requests in the last minute), or the
+// archive holds offsets for it that the mirror did not write (their commit metadata is not
+// mirror_group_marker()): its consumers moved. The source is asked asynchronously (the answers
+// arrive in poll_admin), so a slow or unreachable source never stalls the copy.
+void mirror::start_group_sync() {
   if (_cfg.groups_regex.empty() && _cfg.groups.empty()) return;
   if (_parts.empty()) return;
-  std::set<std::string> candidates(_cfg.groups.begin(), _cfg.groups.end());
-  if (!_cfg.groups_regex.empty()) {  // only `groups`: exactly those, no listing
-    rd_kafka_AdminOptions_t* opt =
-        rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
-    char err[256];
-    rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof(err));
-    rd_kafka_queue_t* q = rd_kafka_queue_new(_rk.get());
-    rd_kafka_ListConsumerGroups(_rk.get(), opt, q);
-    rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 6000);
-    if (ev && !rd_kafka_event_error(ev)) {
-      const auto* r = rd_kafka_event_ListConsumerGroups_result(ev);
-      size_t n = 0;
-      const rd_kafka_ConsumerGroupListing_t** gs = rd_kafka_ListConsumerGroups_result_valid(r, &n);
-      for (size_t i = 0; i < n; ++i) {
-        candidates.insert(rd_kafka_ConsumerGroupListing_group_id(gs[i]));
-      }
-      size_t ne = 0;
-      rd_kafka_ListConsumerGroups_result_errors(r, &ne);
-      if (ne > 0 && !_list_groups_unsupported_logged) {
-        spdlog::info("mirror {}: the source could not list its groups; syncing the ids in 'groups'",
-                     _cfg.name);
-        _list_groups_unsupported_logged = true;
-      }
-    }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
+  if (_group_requests > 0 && now_ms() - _group_sync_started < 30000) return;  // still running
+  _group_requests = 0;
+  _group_sync_started = now_ms();
+  if (_cfg.groups_regex.empty()) {  // only `groups`: exactly those, no listing
+    request_group_offsets(std::set<std::string>(_cfg.groups.begin(), _cfg.groups.end()));
+    return;
   }
-  const std::string marker = mirror_group_marker(_cfg.name);
+  rd_kafka_AdminOptions_t* opt =
+      rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPS);
+  char err[256];
+  rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof(err));
+  rd_kafka_ListConsumerGroups(_rk.get(), opt, _admin_queue);
+  rd_kafka_AdminOptions_destroy(opt);
+  ++_group_requests;
+}
+
+// The groups the source listed (plus those named in `groups`).
+void mirror::on_groups_listed(rd_kafka_event_t* ev) {
+  std::set<std::string> candidates(_cfg.groups.begin(), _cfg.groups.end());
+  if (!rd_kafka_event_error(ev)) {
+    const auto* r = rd_kafka_event_ListConsumerGroups_result(ev);
+    size_t n = 0;
+    const rd_kafka_ConsumerGroupListing_t** gs = rd_kafka_ListConsumerGroups_result_valid(r, &n);
+    for (size_t i = 0; i < n; ++i) {
+      candidates.insert(rd_kafka_ConsumerGroupListing_group_id(gs[i]));
+    }
+    size_t ne = 0;
+    rd_kafka_ListConsumerGroups_result_errors(r, &ne);
+    if (ne > 0 && !_list_groups_unsupported_logged) {
+      spdlog::info("mirror {}: the source could not list its groups; syncing the ids in 'groups'",
+                   _cfg.name);
+      _list_groups_unsupported_logged = true;
+    }
+  }
+  request_group_offsets(candidates);
+}
+
+// Asks the source for each candidate group's offsets of the partitions this process copies.
+void mirror::request_group_offsets(const std::set<std::string>& candidates) {
   const std::regex re(_cfg.groups_regex.empty() ? std::string(".*") : _cfg.groups_regex,
                       std::regex::ECMAScript);
   for (const auto& g : candidates) {
     if (!std::regex_match(g, re) || g == "streamhouse-mirror-" + _cfg.name) continue;
-    if (_moved_groups.count(g)) continue;
-    // The source group's offsets for our partitions.
+    if (_moved_groups.count(g) || _parts.empty()) continue;
     rd_kafka_topic_partition_list_t* parts =
         rd_kafka_topic_partition_list_new(static_cast<int>(_parts.size()));
-    for (const auto& [k, st] : _parts)
+    for (const auto& [k, st] : _parts) {
       rd_kafka_topic_partition_list_add(parts, k.first.c_str(), k.second);
+    }
     rd_kafka_ListConsumerGroupOffsets_t* req =
         rd_kafka_ListConsumerGroupOffsets_new(g.c_str(), parts);
     rd_kafka_topic_partition_list_destroy(parts);
@@ -989,96 +1017,102 @@ void mirror::sync_groups() {
         rd_kafka_AdminOptions_new(_rk.get(), RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS);
     char err[256];
     rd_kafka_AdminOptions_set_request_timeout(opt, 5000, err, sizeof(err));
-    rd_kafka_queue_t* q = rd_kafka_queue_new(_rk.get());
-    rd_kafka_ListConsumerGroupOffsets(_rk.get(), &req, 1, opt, q);
+    rd_kafka_ListConsumerGroupOffsets(_rk.get(), &req, 1, opt, _admin_queue);
     rd_kafka_ListConsumerGroupOffsets_destroy(req);
     rd_kafka_AdminOptions_destroy(opt);
-    rd_kafka_event_t* ev = rd_kafka_queue_poll(q, 6000);
-    std::map<part_key, int64_t> source;
-    if (ev && !rd_kafka_event_error(ev)) {
-      const auto* r = rd_kafka_event_ListConsumerGroupOffsets_result(ev);
-      size_t n = 0;
-      const rd_kafka_group_result_t** gr = rd_kafka_ListConsumerGroupOffsets_result_groups(r, &n);
-      for (size_t i = 0; i < n; ++i) {
-        const auto* pl = rd_kafka_group_result_partitions(gr[i]);
-        for (int j = 0; pl && j < pl->cnt; ++j) {
-          const auto& e = pl->elems[j];
-          if (e.err || e.offset < 0) continue;
-          auto it = _parts.find(part_key(e.topic, e.partition));
-          // Only offsets already in the archive: a consumer moved there must find its record.
-          if (it == _parts.end() || it->second.committed_next < e.offset) continue;
-          source[it->first] = e.offset;
-        }
-      }
-    }
-    if (ev) rd_kafka_event_destroy(ev);
-    rd_kafka_queue_destroy(q);
-    if (source.empty()) continue;
-    auto& last = _synced[g];
-    bool changed = false;
-    for (const auto& [k, off] : source) {
-      if (!last.count(k) || last[k] != off) changed = true;
-    }
-    if (!changed) continue;
-    // Arbitrate with the archive's group coordinators through the group's lease.
-    const std::string lease_name = "group/" + g;
-    auto l = _meta->acquire_lease(lease_name, _writer_id,
-                                  std::max<int64_t>(_cfg.lease_timeout_ms, 5000));
-    if (!l) {
-      spdlog::warn("mirror {}: group {}: lease: {}", _cfg.name, g, l.message());
-      continue;
-    }
-    if (l->owner != _writer_id) {
-      if (_active_groups.insert(g).second) {
-        spdlog::info(
-            "mirror {}: group {} is active on the archive (coordinated by {}); not synced "
-            "while it is",
-            _cfg.name, g, l->owner);
-      }
-      continue;
-    }
-    _active_groups.erase(g);
-    auto archived = _meta->fetch_group_offsets(g);
-    bool moved = false;
-    if (archived) {
-      for (const auto& a : *archived) {
-        if (a.offset >= 0 && a.metadata != marker) moved = true;
-      }
-    }
-    if (moved) {
-      spdlog::info(
-          "mirror {}: group {} has offsets committed on the archive by its own "
-          "consumers; no longer synced",
-          _cfg.name, g);
-      _moved_groups.insert(g);
-    } else if (archived) {
-      std::vector<metadata::group_offset> offs;
-      for (const auto& [k, off] : source) {
-        metadata::group_offset go;
-        go.topic = k.first;
-        go.partition = k.second;
-        go.offset = off;
-        // A source offset past trailing transaction markers is past the archive's log end (it
-        // ends with the last record): the offsets between hold no records, so the consumer
-        // resumes at the log end, where the next mirrored record will follow.
-        if (auto p = _meta->get_partition(k.first, k.second); p && p->high_watermark < off) {
-          go.offset = p->high_watermark;
-        }
-        go.metadata = marker;
-        offs.push_back(go);
-      }
-      auto c = _meta->commit_group_offsets(g, offs, metadata::lease_fence{l->name, l->epoch});
-      if (c) {
-        for (const auto& [k, off] : source) last[k] = off;
-        _metrics.add("streamhouse_mirror_group_offsets_synced_total", {{"group", g}},
-                     static_cast<double>(offs.size()));
-        spdlog::info("mirror {}: group {}: {} offset(s) synced", _cfg.name, g, offs.size());
-      } else {
-        spdlog::warn("mirror {}: group {}: commit: {}", _cfg.name, g, c.message());
-      }
-    }
-    (void)_meta->release_lease(l->name, _writer_id, l->epoch);
+    ++_group_requests;
   }
+}
+
+// One source group's committed offsets arrived: copy those already mirrored into the archive.
+void mirror::on_group_offsets(rd_kafka_event_t* ev) {
+  if (rd_kafka_event_error(ev)) return;
+  const auto* r = rd_kafka_event_ListConsumerGroupOffsets_result(ev);
+  size_t n = 0;
+  const rd_kafka_group_result_t** gr = rd_kafka_ListConsumerGroupOffsets_result_groups(r, &n);
+  for (size_t i = 0; i < n; ++i) {
+    if (rd_kafka_group_result_error(gr[i])) continue;
+    std::map<part_key, int64_t> source;
+    const auto* pl = rd_kafka_group_result_partitions(gr[i]);
+    for (int j = 0; pl && j < pl->cnt; ++j) {
+      const auto& e = pl->elems[j];
+      if (e.err || e.offset < 0) continue;
+      auto it = _parts.find(part_key(e.topic, e.partition));
+      // Only offsets already in the archive: a consumer moved there must find its record.
+      if (it == _parts.end() || it->second.committed_next < e.offset) continue;
+      source[it->first] = e.offset;
+    }
+    if (!source.empty()) sync_group(rd_kafka_group_result_name(gr[i]), source);
+  }
+}
+
+// Writes one group's source offsets into the archive, unless the group is active there.
+void mirror::sync_group(const std::string& g, const std::map<part_key, int64_t>& source) {
+  const std::string marker = mirror_group_marker(_cfg.name);
+  auto& last = _synced[g];
+  bool changed = false;
+  for (const auto& [k, off] : source) {
+    if (!last.count(k) || last[k] != off) changed = true;
+  }
+  if (!changed) return;
+  // Arbitrate with the archive's group coordinators through the group's lease.
+  const std::string lease_name = "group/" + g;
+  auto l =
+      _meta->acquire_lease(lease_name, _writer_id, std::max<int64_t>(_cfg.lease_timeout_ms, 5000));
+  if (!l) {
+    spdlog::warn("mirror {}: group {}: lease: {}", _cfg.name, g, l.message());
+    return;
+  }
+  if (l->owner != _writer_id) {
+    if (_active_groups.insert(g).second) {
+      spdlog::info(
+          "mirror {}: group {} is active on the archive (coordinated by {}); not synced "
+          "while it is",
+          _cfg.name, g, l->owner);
+    }
+    return;
+  }
+  _active_groups.erase(g);
+  auto archived = _meta->fetch_group_offsets(g);
+  bool moved = false;
+  if (archived) {
+    for (const auto& a : *archived) {
+      if (a.offset >= 0 && a.metadata != marker) moved = true;
+    }
+  }
+  if (moved) {
+    spdlog::info(
+        "mirror {}: group {} has offsets committed on the archive by its own "
+        "consumers; no longer synced",
+        _cfg.name, g);
+    _moved_groups.insert(g);
+  } else if (archived) {
+    std::vector<metadata::group_offset> offs;
+    for (const auto& [k, off] : source) {
+      metadata::group_offset go;
+      go.topic = k.first;
+      go.partition = k.second;
+      go.offset = off;
+      // A source offset past trailing transaction markers is past the archive's log end (it
+      // ends with the last record): the offsets between hold no records, so the consumer
+      // resumes at the log end, where the next mirrored record will follow.
+      if (auto p = _meta->get_partition(k.first, k.second); p && p->high_watermark < off) {
+        go.offset = p->high_watermark;
+      }
+      go.metadata = marker;
+      offs.push_back(go);
+    }
+    auto c = _meta->commit_group_offsets(g, offs, metadata::lease_fence{l->name, l->epoch});
+    if (c) {
+      for (const auto& [k, off] : source) last[k] = off;
+      _metrics.add("streamhouse_mirror_group_offsets_synced_total", {{"group", g}},
+                   static_cast<double>(offs.size()));
+      spdlog::info("mirror {}: group {}: {} offset(s) synced", _cfg.name, g, offs.size());
+    } else {
+      spdlog::warn("mirror {}: group {}: commit: {}", _cfg.name, g, c.message());
+    }
+  }
+  (void)_meta->release_lease(l->name, _writer_id, l->epoch);
 }
 
 // The source's watermarks: librdkafka's cached ones (from fetch responses, no request); when it
@@ -1321,7 +1355,7 @@ cresult<void> mirror::run() {
     }
     poll_admin();
     if (t - last_groups >= _cfg.group_sync_interval_ms) {
-      sync_groups();
+      start_group_sync();
       last_groups = now_ms();
     }
     if (t - last_metrics >= 200) {
