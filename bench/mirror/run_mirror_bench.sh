@@ -19,7 +19,11 @@ SH_BIN=$BUILD/broker/streamhouse
 MOCK_BIN=$BUILD/connector/sh_mirror_mock_source
 WORK=$(mktemp -d "${BENCH_TMP:-/tmp}/sh-mirror-bench.XXXXXX")
 MOCK_PID=""
-cleanup() { [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null; wait 2>/dev/null; rm -rf "$WORK"; }
+cleanup() {
+  [[ -n "$MOCK_PID" ]] && kill "$MOCK_PID" 2>/dev/null; wait 2>/dev/null
+  [[ -n ${KEEP_LOG:-} && -f "$WORK/mirror.log" ]] && cp "$WORK/mirror.log" "$KEEP_LOG"  # for a closer look
+  rm -rf "$WORK"
+}
 trap cleanup EXIT
 
 if [[ ${SOURCE:-mock} == streamhouse ]]; then

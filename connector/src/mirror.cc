@@ -18,6 +18,7 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <regex>
 #include <set>
@@ -51,6 +52,13 @@ int64_t wall_ms() {
       .count();
 }
 
+// Adds the seconds from `start` to the end of its scope to `total`.
+struct add_seconds_on_exit {
+  double& total;
+  double start;
+  ~add_seconds_on_exit() { total += mono_s() - start; }
+};
+
 using part_key = std::pair<std::string, int32_t>;
 
 struct partition_state {
@@ -63,6 +71,7 @@ struct partition_state {
   int64_t next_offset = -1;     // expected next source offset (-1: unknown yet)
   int64_t committed_next = -1;  // checkpoint in the archive (-1: none yet)
   int64_t lease_epoch = 0;
+  int64_t assigned_at = 0;  // now_ms() when this process started copying it
   // Observability.
   int64_t newest_committed_ts = -1;    // timestamp of the newest record committed
   int64_t oldest_uncommitted_ts = -1;  // timestamp of the oldest record read, not committed
@@ -184,7 +193,7 @@ class mirror {
   cresult<void> discover();
   cresult<bool> join();
   cresult<void> balance();
-  cresult<void> add_partition(const part_key& key, int64_t epoch);
+  cresult<void> add_partitions(const std::vector<std::pair<part_key, int64_t>>& adds);
   void drop_partition(const part_key& key, bool release);
   cresult<bool> take(rd_kafka_message_t* m);
   static void release_held(partition_state& st) {
@@ -260,6 +269,7 @@ class mirror {
   // Where the mirror thread's time goes (seconds), logged at stop: waiting for the source,
   // taking messages, encoding objects, waiting for PUTs, committing, the rest (leases, groups).
   double _t_poll = 0, _t_take = 0, _t_encode = 0, _t_put_wait = 0, _t_commit = 0;
+  double _t_periodic = 0;  // idle checkpoints, metrics and the caught-up check
   // Rates for the log line and the gauges.
   int64_t _rate_at = 0;
   uint64_t _rate_records = 0;
@@ -386,14 +396,16 @@ cresult<void> mirror::balance() {
   if (_parts.size() < fair && total > 0) {
     // Start at a slot-dependent place so members do not all race for the same partitions.
     const size_t start = (static_cast<size_t>(_slot) * fair) % total;
-    for (size_t i = 0; i < total && _parts.size() < fair; ++i) {
+    std::vector<std::pair<part_key, int64_t>> adds;
+    for (size_t i = 0; i < total && _parts.size() + adds.size() < fair; ++i) {
       const part_key& k = _wanted[(start + i) % total];
       if (_parts.count(k)) continue;
       auto l = _meta->acquire_lease(part_lease(k), _writer_id, _cfg.lease_timeout_ms);
       if (!l) return make_error(errc::metadata_error, l.message());
       if (l->owner != _writer_id) continue;
-      if (auto r = add_partition(k, l->epoch); !r) return r;
+      adds.emplace_back(k, l->epoch);
     }
+    if (auto r = add_partitions(adds); !r) return r;
   }
   _metrics.set("streamhouse_mirror_members", {}, members);
   _metrics.set("streamhouse_mirror_partitions_owned", {}, static_cast<double>(_parts.size()));
@@ -401,33 +413,49 @@ cresult<void> mirror::balance() {
   return {};
 }
 
-cresult<void> mirror::add_partition(const part_key& key, int64_t epoch) {
-  auto cp = _meta->get_mirror_checkpoint(_cfg.name, key.first, key.second);
-  if (!cp) return make_error(errc::metadata_error, cp.message());
-  int64_t start = RD_KAFKA_OFFSET_BEGINNING;
-  if (*cp) start = (*cp)->next_source_offset;
+// Starts copying the given partitions (their leases held) from their checkpoints, or from the
+// source's log start without one. One assign call for all: librdkafka then resolves their start
+// offsets and leaders together instead of one by one.
+cresult<void> mirror::add_partitions(const std::vector<std::pair<part_key, int64_t>>& adds) {
+  if (adds.empty()) return {};
   forget_lookup();
-  partition_state& st = _parts[key];
-  st = partition_state{};
-  st.topic = key.first;
-  st.partition = key.second;
-  st.next_offset = *cp ? start : -1;
-  st.committed_next = *cp ? start : -1;
-  st.lease_epoch = epoch;
-  rd_kafka_topic_partition_list_t* add = rd_kafka_topic_partition_list_new(1);
-  rd_kafka_topic_partition_list_add(add, key.first.c_str(), key.second)->offset = start;
+  rd_kafka_topic_partition_list_t* add =
+      rd_kafka_topic_partition_list_new(static_cast<int>(adds.size()));
+  for (const auto& [key, epoch] : adds) {
+    auto cp = _meta->get_mirror_checkpoint(_cfg.name, key.first, key.second);
+    if (!cp) {
+      rd_kafka_topic_partition_list_destroy(add);
+      return make_error(errc::metadata_error, cp.message());
+    }
+    // Without a checkpoint: offset 0 rather than BEGINNING, which costs an offset query (retried
+    // after 500 ms when the leader is not known yet); a log that starts later answers
+    // OFFSET_OUT_OF_RANGE and auto.offset.reset=earliest moves to its start.
+    int64_t start = 0;
+    if (*cp) start = (*cp)->next_source_offset;
+    partition_state& st = _parts[key];
+    st = partition_state{};
+    st.topic = key.first;
+    st.partition = key.second;
+    st.next_offset = *cp ? start : -1;
+    st.committed_next = *cp ? start : -1;
+    st.lease_epoch = epoch;
+    st.assigned_at = now_ms();
+    rd_kafka_topic_partition_list_add(add, key.first.c_str(), key.second)->offset = start;
+    spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, key.first, key.second,
+                 *cp ? std::to_string(start) : std::string("the earliest offset"));
+  }
   rd_kafka_error_t* aerr = rd_kafka_incremental_assign(_rk.get(), add);
   rd_kafka_topic_partition_list_destroy(add);
   if (aerr) {
     std::string msg = rd_kafka_error_string(aerr);
     rd_kafka_error_destroy(aerr);
-    _parts.erase(key);
-    (void)_meta->release_lease(part_lease(key), _writer_id, epoch);
+    for (const auto& [key, epoch] : adds) {
+      _parts.erase(key);
+      (void)_meta->release_lease(part_lease(key), _writer_id, epoch);
+    }
     return make_error(errc::source_error, "assign: " + msg);
   }
   _caught_up_logged = false;
-  spdlog::info("mirror {}: {}-{} starts at {}", _cfg.name, key.first, key.second,
-               *cp ? std::to_string(start) : std::string("the earliest offset"));
   return {};
 }
 
@@ -489,6 +517,9 @@ cresult<void> mirror::open_source() {
                 // Some brokers (librdkafka's mock among them) overshoot fetch.max.bytes by whole
                 // partitions; librdkafka drops the connection on a response above this limit.
                 {"receive.message.max.bytes", "268435456"},
+                // A fetch of caught-up partitions long-polls this long on the source; partitions
+                // assigned meanwhile (start-up, takeover) wait for it to end.
+                {"fetch.wait.max.ms", "100"},
             });
   if (!rk) return make_error(rk.code(), rk.message());
   _rk.reset(*rk);
@@ -773,11 +804,7 @@ cresult<void> mirror::commit_one(inflight_object& o) {
   o.written = true;
   o.commit.ranges = std::move(done.ranges);
   o.commit.object_size = done.size;
-  struct add_on_exit {
-    double& total;
-    double start;
-    ~add_on_exit() { total += mono_s() - start; }
-  } timing{_t_commit, t1};
+  const add_seconds_on_exit timing{_t_commit, t1};
   const metadata::mirror_commit& commit = o.commit;
   int64_t backoff = 50;
   for (int attempt = 1;; ++attempt) {
@@ -940,14 +967,15 @@ void mirror::resync_inflight(const std::string& why) {
 
 // Restarts the given partitions from their checkpoints in the archive (pending records dropped).
 void mirror::resync_partitions(const std::set<part_key>& parts) {
+  std::vector<std::pair<part_key, int64_t>> adds;
   for (const auto& k : parts) {
     auto it = _parts.find(k);
     if (it == _parts.end()) continue;
-    const int64_t epoch = it->second.lease_epoch;
+    adds.emplace_back(k, it->second.lease_epoch);
     drop_partition(k, false);
-    if (auto r = add_partition(k, epoch); !r) {
-      spdlog::warn("mirror {}: re-adding {}-{}: {}", _cfg.name, k.first, k.second, r.message());
-    }
+  }
+  if (auto r = add_partitions(adds); !r) {
+    spdlog::warn("mirror {}: re-adding {} partition(s): {}", _cfg.name, adds.size(), r.message());
   }
 }
 
@@ -1123,8 +1151,10 @@ bool mirror::watermarks(partition_state& st, int64_t& low, int64_t& high) {
       high >= 0) {
     return true;
   }
+  // Asking costs a blocking round trip: only for a partition librdkafka has had time to fetch
+  // (a fetch response brings the watermarks), at most every 2 s.
   const int64_t t = now_ms();
-  if (t - st.queried_at >= 2000) {
+  if (t - st.assigned_at >= 3000 && t - st.queried_at >= 2000) {
     st.queried_at = t;
     int64_t l = -1, h = -1;
     if (rd_kafka_query_watermark_offsets(_rk.get(), st.topic.c_str(), st.partition, &l, &h, 1000) ==
@@ -1163,7 +1193,9 @@ void mirror::update_metrics(bool log) {
     // Time before the source's retention deletes the oldest record not yet mirrored. The oldest
     // un-mirrored record is the first one read and not committed, or, when none is read yet,
     // at least as new as the newest committed one.
-    double left = -1;
+    // Negative: the oldest un-mirrored record is already past the source's retention (at risk,
+    // or gone); unknown (no timestamp seen yet): no value.
+    std::optional<double> left;
     auto rit = _retention_ms.find(st.topic);
     const int64_t retention = rit == _retention_ms.end() ? -1 : rit->second;
     if (retention >= 0) {
@@ -1174,17 +1206,15 @@ void mirror::update_metrics(bool log) {
             st.oldest_uncommitted_ts >= 0 ? st.oldest_uncommitted_ts : st.newest_committed_ts;
         if (oldest >= 0) left = (oldest + retention - wall) / 1000.0;
       }
-      if (left > -1 || lag == 0) {
-        _metrics.set("streamhouse_mirror_retention_left_seconds", labels, left);
-      }
+      if (left) _metrics.set("streamhouse_mirror_retention_left_seconds", labels, *left);
     }
     if (log && lag > 0) {
-      lines.push_back(fmt::format(
-          "{}-{} lag {} records (~{:.0f} bytes), newest mirrored {} old, "
-          "retention left {}",
-          st.topic, st.partition, lag, lag_bytes,
-          age < 0 ? std::string("-") : fmt::format("{:.1f}s", age),
-          left == -1 && retention < 0 ? std::string("unknown") : fmt::format("{:.0f}s", left)));
+      lines.push_back(
+          fmt::format("{}-{} lag {} records (~{:.0f} bytes), newest mirrored {} old, "
+                      "retention left {}",
+                      st.topic, st.partition, lag, lag_bytes,
+                      age < 0 ? std::string("-") : fmt::format("{:.1f}s", age),
+                      left ? fmt::format("{:.0f}s", *left) : std::string("unknown")));
     }
   }
   _metrics.set("streamhouse_mirror_lag_records_sum", {}, static_cast<double>(lag_total));
@@ -1359,6 +1389,7 @@ cresult<void> mirror::run() {
       last_groups = now_ms();
     }
     if (t - last_metrics >= 200) {
+      const add_seconds_on_exit timing{_t_periodic, mono_s()};
       if (auto r = advance_idle_checkpoints(); !r) {
         result = r;
         break;
@@ -1387,8 +1418,8 @@ cresult<void> mirror::run() {
     spdlog::info(
         "mirror {}: mirror thread time: waiting for the source {:.2f} s, taking messages {:.2f} s, "
         "handing records to the encoders {:.2f} s, waiting for encoding+PUT {:.2f} s, committing "
-        "{:.2f} s",
-        _cfg.name, _t_poll, _t_take, _t_encode, _t_put_wait, _t_commit);
+        "{:.2f} s, metrics and idle checkpoints {:.2f} s",
+        _cfg.name, _t_poll, _t_take, _t_encode, _t_put_wait, _t_commit, _t_periodic);
   }
   if (_listener) _listener->stop();
   return result;
