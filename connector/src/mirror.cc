@@ -260,9 +260,8 @@ class mirror {
   metrics::registry _metrics;
   std::unique_ptr<metrics::http_listener> _listener;
   std::map<std::string, std::map<part_key, int64_t>> _synced;  // group -> what we last wrote
-  std::set<std::string> _moved_groups;
-  std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive  //
-                                         // archive consumers committed: never overwritten
+  std::set<std::string> _moved_groups;   // archive consumers committed: never overwritten
+  std::set<std::string> _active_groups;  // skipped last time: coordinated on the archive
   bool _list_groups_unsupported_logged = false;
   int _group_requests = 0;  // group sync requests to the source not answered yet
   int64_t _group_sync_started = 0;
@@ -858,9 +857,9 @@ cresult<void> mirror::commit_one(inflight_object& o) {
 
 // A partition whose log ends in offsets without records (transaction markers, aborted or
 // compacted records) leaves the consumer's position past the last record copied. Once everything
-// read from it is committed, a checkpoint-only commit moves its checkpoint and the archive's high
-// watermark to that position, so the archive ends where the source ends: no phantom lag, and a
-// group offset synced at the source's end is valid in the archive.
+// read from it is committed, a checkpoint-only commit moves its checkpoint to that position: no
+// phantom lag, and a source group offset there can be synced. The archive's log still ends with
+// the last record (see metadata_store::commit_mirror_object).
 cresult<void> mirror::advance_idle_checkpoints() {
   std::set<part_key> busy;
   for (const auto& o : _inflight) {
