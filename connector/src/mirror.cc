@@ -208,6 +208,7 @@ class mirror {
   void resync_inflight(const std::string& why);
   void resync_partitions(const std::set<part_key>& parts);
   void discard_inflight();
+  void on_offset_reset(const part_key& key);
   bool wanted(const std::string& topic) const;
   void start_group_sync();
   void on_groups_listed(rd_kafka_event_t* ev);
@@ -245,6 +246,7 @@ class mirror {
   std::vector<part_key> _wanted;                 // every source partition to mirror
   std::map<std::string, int64_t> _retention_ms;  // source topic -> retention.ms (-1 unlimited)
   std::deque<inflight_object> _inflight;
+  std::set<part_key> _offset_resets;  // partitions whose fetch offset the source no longer has
   std::string _writer_id;
   uint64_t _sequence = 0;
   size_t _pending_bytes = 0;
@@ -279,6 +281,10 @@ class mirror {
 // `held`, destroyed after its flush); false: the caller destroys it.
 cresult<bool> mirror::take(rd_kafka_message_t* m) {
   if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return false;
+  if (m->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET && m->rkt) {
+    _offset_resets.emplace(rd_kafka_topic_name(m->rkt), m->partition);
+    return false;
+  }
   if (m->err) {
     spdlog::warn("mirror {}: source: {}", _cfg.name, rd_kafka_message_errstr(m));
     return false;
@@ -428,7 +434,7 @@ cresult<void> mirror::add_partitions(const std::vector<std::pair<part_key, int64
     }
     // Without a checkpoint: offset 0 rather than BEGINNING, which costs an offset query (retried
     // after 500 ms when the leader is not known yet); a log that starts later answers
-    // OFFSET_OUT_OF_RANGE and auto.offset.reset=earliest moves to its start.
+    // OFFSET_OUT_OF_RANGE and on_offset_reset() moves to its start.
     int64_t start = 0;
     if (*cp) start = (*cp)->next_source_offset;
     partition_state& st = _parts[key];
@@ -502,7 +508,9 @@ cresult<void> mirror::open_source() {
       _cfg, {
                 {"enable.auto.commit", "false"},
                 {"enable.auto.offset.store", "false"},
-                {"auto.offset.reset", "earliest"},
+                // An offset the source no longer has is handled by the mirror (on_offset_reset):
+                // a first start moves to the log start quietly, a lost range is reported.
+                {"auto.offset.reset", "error"},
                 {"client.id", "streamhouse-mirror-" + _cfg.name},
                 // assign() needs no group, but librdkafka's consumer wants a group.id to start;
                 // nothing is committed under it.
@@ -916,6 +924,55 @@ cresult<void> mirror::advance_idle_checkpoints() {
   return {};
 }
 
+// The source answered OFFSET_OUT_OF_RANGE for a partition's fetch offset. On a first start
+// (offset 0, no checkpoint) its log just starts later: move there. Otherwise the source's
+// retention deleted records before they were mirrored: report the lost range (log and
+// streamhouse_mirror_source_offsets_lost_total) and go on from the log start, leaving a gap. A
+// source whose log ends before the position (the topic was recreated) is not copied further by
+// this process: an operator must look.
+void mirror::on_offset_reset(const part_key& key) {
+  auto it = _parts.find(key);
+  if (it == _parts.end()) return;
+  partition_state& st = it->second;
+  int64_t low = -1, high = -1;
+  const rd_kafka_resp_err_t e =
+      rd_kafka_query_watermark_offsets(_rk.get(), key.first.c_str(), key.second, &low, &high, 5000);
+  // Where the fetch was: after the last record taken (pending ones are kept and committed).
+  const int64_t from = st.next_offset >= 0 ? st.next_offset : 0;
+  rd_kafka_topic_partition_list_t* l = rd_kafka_topic_partition_list_new(1);
+  rd_kafka_topic_partition_list_add(l, key.first.c_str(), key.second);
+  if (rd_kafka_error_t* ue = rd_kafka_incremental_unassign(_rk.get(), l)) {
+    rd_kafka_error_destroy(ue);
+  }
+  if (e != RD_KAFKA_RESP_ERR_NO_ERROR || from > high) {
+    spdlog::error(
+        "mirror {}: {}-{}: the source has no offset {} (its log ends at {}: {}); the partition is "
+        "not copied further until this process restarts",
+        _cfg.name, key.first, key.second, from, high,
+        e != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(e) : "recreated or truncated?");
+    rd_kafka_topic_partition_list_destroy(l);
+    return;
+  }
+  if (st.committed_next < 0 && st.next_offset < 0) {
+    spdlog::info("mirror {}: {}-{}: the source's log starts at {}", _cfg.name, key.first,
+                 key.second, low);
+  } else if (low > from) {
+    spdlog::error(
+        "mirror {}: {}-{}: the source's retention deleted offsets {}..{} before they were "
+        "mirrored; going on from {}",
+        _cfg.name, key.first, key.second, from, low - 1, low);
+    _metrics.add("streamhouse_mirror_source_offsets_lost_total", part_labels(st),
+                 static_cast<double>(low - from));
+  }
+  l->elems[0].offset = std::max(low, from);
+  if (rd_kafka_error_t* ae = rd_kafka_incremental_assign(_rk.get(), l)) {
+    spdlog::warn("mirror {}: re-assigning {}-{}: {}", _cfg.name, key.first, key.second,
+                 rd_kafka_error_string(ae));
+    rd_kafka_error_destroy(ae);
+  }
+  rd_kafka_topic_partition_list_destroy(l);
+}
+
 // Waits for every object in flight and forgets them. Objects whose PUT went through but which
 // are not registered in the metadata (their commit was refused, or never tried) are deleted;
 // when the metadata cannot say, they are left to the brokers' orphan sweep.
@@ -1292,6 +1349,10 @@ cresult<void> mirror::run() {
                          "Records committed per second over the last log interval.");
   (void)_metrics.declare("streamhouse_mirror_bytes_per_second", metrics::metric_type::gauge,
                          "Object bytes committed per second over the last log interval.");
+  (void)_metrics.declare("streamhouse_mirror_source_offsets_lost_total",
+                         metrics::metric_type::counter,
+                         "Source offsets deleted by the source's retention before they were "
+                         "mirrored (an upper bound: some may have held no record).");
   (void)_metrics.declare("streamhouse_mirror_objects_discarded_total",
                          metrics::metric_type::counter,
                          "Objects written but never committed (a conflict), deleted again.");
@@ -1345,6 +1406,8 @@ cresult<void> mirror::run() {
       if (!kept) rd_kafka_message_destroy(msgs[k]);
     }
     _t_take += mono_s() - t1;
+    for (const auto& k : _offset_resets) on_offset_reset(k);
+    _offset_resets.clear();
     if (!taken) {
       result = taken;
       break;

@@ -222,10 +222,11 @@ bool produce_marker(const char* bootstrap, const std::string& topic, int partiti
   return err == 0;
 }
 
-// --trickle-ms: after start-up, keeps producing (about 2000 records/s over the partitions) for
-// that long, like a live source, then prints "trickle done" as the second stdout line.
-bool trickle(const char* bootstraps, const std::string& topic, int partitions, int ms,
-             int64_t* ts) {
+// --trickle-ms: after start-up, keeps producing (about 2000 records/s over the partitions, values
+// of --value-size bytes if given) for that long, like a live source, then prints "trickle done"
+// as the second stdout line.
+bool trickle(const char* bootstraps, const std::string& topic, int partitions, int ms, int64_t* ts,
+             size_t value_size) {
   char err[512];
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   if (rd_kafka_conf_set(conf, "bootstrap.servers", bootstraps, err, sizeof(err)) ||
@@ -239,7 +240,8 @@ bool trickle(const char* bootstraps, const std::string& topic, int partitions, i
   while (std::chrono::steady_clock::now() < end && !stop_requested) {
     for (int k = 0; k < 20; ++k, ++i) {
       const std::string key = "live-" + std::to_string(i);
-      const std::string v = "live-value-" + std::to_string(i) + std::string(64, 'l');
+      std::string v = "live-value-" + std::to_string(i) + std::string(64, 'l');
+      if (value_size) v.resize(value_size, 'l');
       rd_kafka_producev(p, RD_KAFKA_V_TOPIC(topic.c_str()), RD_KAFKA_V_PARTITION(i % partitions),
                         RD_KAFKA_V_KEY(key.data(), key.size()),
                         RD_KAFKA_V_VALUE(const_cast<char*>(v.data()), v.size()),
@@ -440,7 +442,7 @@ int main(int argc, char** argv) {
   std::signal(SIGINT, on_signal);
   std::printf("%s\n", boot);
   std::fflush(stdout);
-  if (trickle_ms > 0 && !trickle(boot, topic, partitions, trickle_ms, &ts)) return 1;
+  if (trickle_ms > 0 && !trickle(boot, topic, partitions, trickle_ms, &ts, value_size)) return 1;
   while (!stop_requested) rd_kafka_poll(rk, 100);
   rd_kafka_mock_cluster_destroy(cluster);
   rd_kafka_destroy(rk);

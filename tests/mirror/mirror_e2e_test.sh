@@ -716,6 +716,16 @@ EOP
   echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded; configs [$configs]"
 }
 
+wait_first_commit() {  # $1 = archive dir: waits for partition 0's first checkpoint (FIRST_COMMIT)
+  FIRST_COMMIT=-1
+  for _ in $(seq 1 200); do
+    FIRST_COMMIT=$(checkpoint_of "$1" 0)
+    (( FIRST_COMMIT > 0 )) && return 0
+    sleep 0.05
+  done
+  fail "no first commit: $(tail -3 "$1/mirror.log")"
+}
+
 stored_objects() {  # $1 = archive dir: the ingest object keys in the archive's storage, sorted
   if [[ $(cat "$1/backend") == sqlite ]]; then
     (cd "$1/objects" && find . -name '*.ing' -printf '%P\n' | sort)
@@ -736,13 +746,8 @@ section_conflict() {
   printf 'flush.ms=1500\nput.concurrency=1\n' | write_mirror_config "$X" "$MOCK_BOOT"
   "$SH_BIN" mirror --config "$X/mirror.properties" > "$X/mirror.log" 2>&1 &
   local MPID=$!; PIDS+=($MPID)
-  local c=-1
-  for _ in $(seq 1 200); do
-    c=$(checkpoint_of "$X" 0)
-    (( c > 0 )) && break
-    sleep 0.05
-  done
-  (( c > 0 )) || fail "no first commit: $(tail -3 "$X/mirror.log")"
+  wait_first_commit "$X"
+  local c=$FIRST_COMMIT
   # Right after a commit (the next flush is ~1.5 s away), 3 more offsets appear committed by
   # someone else: the mirror's pending range now starts below the high watermark.
   sql "$X" "update partitions set high_watermark = high_watermark + 3; update mirror_checkpoints set next_source_offset = next_source_offset + 3" > /dev/null
@@ -774,6 +779,68 @@ section_conflict() {
   echo "  checkpoint $c -> planted $planted -> $now; $(echo "$stored" | wc -l) objects, all registered"
 }
 
+low_watermark() {  # $1 = bootstrap, $2 = topic, $3 = partition
+  $PY - "$1" "$2" "$3" <<'EOP'
+import sys
+from confluent_kafka import Consumer, TopicPartition
+c = Consumer({'bootstrap.servers': sys.argv[1], 'group.id': 'sh-e2e-watermarks'})
+print(c.get_watermark_offsets(TopicPartition(sys.argv[2], int(sys.argv[3])), timeout=10)[0])
+c.close()
+EOP
+}
+
+section_lost() {
+  echo "lost: the source's retention deletes records before they are mirrored; a fresh mirror"
+  echo "  starts at the source's log start"
+  # 4 KiB values at ~2000 records/s: the mock keeps ~5 MiB, so its log start moves on quickly.
+  start_mock mock8 --partitions 1 --rounds 0 --bulk 100 --value-size 4096 --trickle-ms 4000
+  local L=$WORK/l
+  new_archive "$L"
+  write_mirror_config "$L" "$MOCK_BOOT" < /dev/null
+  "$SH_BIN" mirror --config "$L/mirror.properties" > "$L/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_first_commit "$L"
+  local c=$FIRST_COMMIT
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  c=$(checkpoint_of "$L" 0)
+  wait_trickle mock8
+  local low
+  low=$(low_watermark "$MOCK_BOOT" mirrored 0)
+  (( low > c )) || fail "the source still has the checkpoint $c (log start $low)"
+  local port
+  port=$(free_port)
+  echo "metrics.listener=127.0.0.1:$port" >> "$L/mirror.properties"
+  "$SH_BIN" mirror --config "$L/mirror.properties" > "$L/mirror2.log" 2>&1 &
+  MPID=$!; PIDS+=($MPID)
+  local end
+  end=$(sum_watermarks "$(high_watermarks "$MOCK_BOOT" mirrored 1)")
+  wait_total "$L" "$end" $MPID "$L/mirror2.log"
+  grep -q "the source's retention deleted offsets $c..$((low - 1)) before they were mirrored" "$L/mirror2.log" ||
+    fail "no report of the lost range $c..$((low - 1)): $(grep -i 'mirrored-0' "$L/mirror2.log" | tail -3)"
+  curl -s -m 5 "http://127.0.0.1:$port/metrics" |
+    grep -q "^streamhouse_mirror_source_offsets_lost_total{partition=\"0\",topic=\"mirrored\"} $((low - c))\$" ||
+    fail "lost-offsets metric: $(curl -s -m 5 "http://127.0.0.1:$port/metrics" | grep lost)"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  "$SH_BIN" mirror verify --config "$L/mirror.properties" > "$L/verify.out" 2>&1 ||
+    fail "verify after the loss: $(cat "$L/verify.out")"
+  echo "  checkpoint $c, source log start $low: offsets $c..$((low - 1)) reported lost, copied on to $end"
+  # A fresh mirror of the same source starts where its log starts, quietly.
+  local F=$WORK/f
+  new_archive "$F"
+  write_mirror_config "$F" "$MOCK_BOOT" < /dev/null
+  "$SH_BIN" mirror --config "$F/mirror.properties" > "$F/mirror.log" 2>&1 &
+  MPID=$!; PIDS+=($MPID)
+  wait_total "$F" "$end" $MPID
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  grep -q "mirrored-0: the source's log starts at $low" "$F/mirror.log" ||
+    fail "no log-start line: $(grep -i 'mirrored-0' "$F/mirror.log" | tail -3)"
+  grep -q "offset reset\|retention deleted" "$F/mirror.log" && fail "a fresh start warned: $(cat "$F/mirror.log")"
+  local start
+  start=$(sql "$F" "select log_start_offset from partitions")
+  [[ $start == "$low" ]] || fail "fresh archive starts at $start, not at the source's $low"
+  echo "  a fresh mirror starts at the source's log start $low"
+}
+
 section_broker() {
   echo "broker: mirror.config runs the mirror inside streamhouse broker"
   start_mock mock6 --partitions 3 --rounds 10
@@ -794,7 +861,7 @@ section_broker() {
 }
 
 case $SECTION in
-  fidelity|kill9|share|groups|metrics|broker|retention|discovery|conflict) "section_$SECTION" ;;
+  fidelity|kill9|share|groups|metrics|broker|retention|discovery|conflict|lost) "section_$SECTION" ;;
   *) fail "unknown section $SECTION" ;;
 esac
 echo "PASS ($SECTION, $BACKEND)"
