@@ -841,6 +841,46 @@ section_lost() {
   echo "  a fresh mirror starts at the source's log start $low"
 }
 
+section_recreated() {
+  echo "recreated: the source topic is deleted and created again, its log now ends before the"
+  echo "  mirror's checkpoint; the mirror reports it and leaves the partition alone"
+  local S=$WORK/src2 Y=$WORK/y
+  start_source_broker "$S" <<< $'auto.create.topics.enable=true\nnum.partitions=1'
+  local SRC_BOOT=127.0.0.1:$BROKER_PORT
+  seq 1 50 | kcat -b "$SRC_BOOT" -P -t mirrored -p 0 2> /dev/null || fail "produce to the source"
+  new_archive "$Y"
+  write_mirror_config "$Y" "$SRC_BOOT" < /dev/null
+  "$SH_BIN" mirror --config "$Y/mirror.properties" > "$Y/mirror.log" 2>&1 &
+  local MPID=$!; PIDS+=($MPID)
+  wait_total "$Y" 50 $MPID
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  $PY -c "
+import sys, time
+from kafka.admin import KafkaAdminClient
+a = KafkaAdminClient(bootstrap_servers='$SRC_BOOT')
+a.delete_topics(['mirrored'])
+a.close()" || fail "deleting the source topic"
+  for _ in $(seq 1 50); do
+    seq 1 10 | kcat -b "$SRC_BOOT" -P -t mirrored -p 0 2> /dev/null && break
+    sleep 0.2
+  done
+  [[ $(high_watermarks "$SRC_BOOT" mirrored 1) == "0:10" ]] ||
+    fail "recreated source topic: $(high_watermarks "$SRC_BOOT" mirrored 1)"
+  "$SH_BIN" mirror --config "$Y/mirror.properties" > "$Y/mirror2.log" 2>&1 &
+  MPID=$!; PIDS+=($MPID)
+  for _ in $(seq 1 100); do
+    grep -q "mirrored-0: the source has no offset 50 (its log ends at 10" "$Y/mirror2.log" && break
+    sleep 0.1
+  done
+  grep -q "mirrored-0: the source has no offset 50 (its log ends at 10" "$Y/mirror2.log" ||
+    fail "no report of the recreated topic: $(tail -3 "$Y/mirror2.log")"
+  sleep 1
+  kill -0 $MPID || fail "the mirror stopped: $(tail -3 "$Y/mirror2.log")"
+  [[ $(checkpoint_of "$Y" 0) == 50 ]] || fail "checkpoint moved to $(checkpoint_of "$Y" 0)"
+  kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
+  echo "  reported; checkpoint kept at 50; the archive is unchanged"
+}
+
 section_broker() {
   echo "broker: mirror.config runs the mirror inside streamhouse broker"
   start_mock mock6 --partitions 3 --rounds 10
@@ -861,7 +901,7 @@ section_broker() {
 }
 
 case $SECTION in
-  fidelity|kill9|share|groups|metrics|broker|retention|discovery|conflict|lost) "section_$SECTION" ;;
+  fidelity|kill9|share|groups|metrics|broker|retention|discovery|conflict|lost|recreated) "section_$SECTION" ;;
   *) fail "unknown section $SECTION" ;;
 esac
 echo "PASS ($SECTION, $BACKEND)"
