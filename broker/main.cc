@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <malloc.h>
@@ -80,9 +81,18 @@ int run_broker_command(int argc, char** argv) {
       return 2;
     }
     mirror_cfg = std::move(*mc);
+    // A mirror that fails (its stores or source unreachable, its membership lost) starts again
+    // after a pause, as a restarted `streamhouse mirror` would; a bad configuration does not.
     mirror_thread = std::thread([&] {
-      if (auto r = sh::connector::run_mirror(mirror_cfg, mirror_stop); !r) {
+      while (!mirror_stop.load()) {
+        auto r = sh::connector::run_mirror(mirror_cfg, mirror_stop);
+        if (r) break;
         spdlog::error("mirror {}: {}", mirror_cfg.name, r.message());
+        if (r.code() == sh::connector::errc::invalid_config) break;
+        for (int i = 0; i < 50 && !mirror_stop.load(); ++i) {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+        if (!mirror_stop.load()) spdlog::info("mirror {}: starting again", mirror_cfg.name);
       }
     });
   }

@@ -10,12 +10,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstring>
 #include <limits>
 #include <map>
 #include <mutex>
 #include <set>
+#include <thread>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -132,8 +134,20 @@ class connection {
     if (reader) {
       SH_META_CHECK(conn->exec("PRAGMA query_only=ON", "make reader read-only"));
     } else {
-      // Persistent in the file; answers "memory" for in-memory databases, which is fine.
-      SH_META_CHECK(conn->exec("PRAGMA journal_mode=WAL", "enable WAL"));
+      // Persistent in the file; answers "memory" for in-memory databases, which is fine. Changing
+      // the journal mode answers SQLITE_BUSY at once, without the busy handler, while another
+      // connection (a broker and its in-process mirror opening one file together) holds a lock:
+      // retry for up to the busy timeout.
+      const auto give_up = std::chrono::steady_clock::now() +
+                           std::chrono::milliseconds(std::max(busy_timeout_ms, 0));
+      for (;;) {
+        auto wal = conn->exec("PRAGMA journal_mode=WAL", "enable WAL");
+        if (wal) break;
+        if (wal.code() != errc::busy || std::chrono::steady_clock::now() >= give_up) {
+          return wal.error();
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
       SH_META_CHECK(conn->exec("PRAGMA synchronous=FULL", "set synchronous=FULL"));
     }
     return conn;

@@ -6,6 +6,8 @@
 
 #include <filesystem>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "sh/metadata/metadata_store.h"
 #include "store_harness.h"
@@ -92,6 +94,25 @@ TEST(sqlite_store, durable_settings) {
       query_text(path, "SELECT COUNT(DISTINCT id) FROM pragma_foreign_key_list('index_entries')"),
       "2");
   EXPECT_EQ(query_text(path, "SELECT MAX(version) = COUNT(*) FROM schema_version"), "1");
+}
+
+// A broker and its in-process mirror open one new database file at the same moment: switching
+// to WAL answers SQLITE_BUSY at once (no busy handler) while the other connection holds a lock.
+TEST(sqlite_store, stores_opened_together_on_a_new_file_all_open) {
+  temp_dir dir;
+  for (int round = 0; round < 20; ++round) {
+    const std::string path = dir.path() + "/together-" + std::to_string(round) + ".db";
+    std::vector<std::string> errors(4);
+    std::vector<std::thread> openers;
+    for (size_t i = 0; i < errors.size(); ++i) {
+      openers.emplace_back([&, i] {
+        auto store = open_metadata_store(path);
+        if (!store) errors[i] = store.message();
+      });
+    }
+    for (auto& t : openers) t.join();
+    for (const auto& e : errors) EXPECT_EQ(e, "") << "round " << round;
+  }
 }
 
 TEST(sqlite_store, in_memory_store_works) {

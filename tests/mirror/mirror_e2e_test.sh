@@ -898,6 +898,24 @@ section_broker() {
   [[ $rc == 0 ]] || fail "broker exit status $rc after SIGTERM: $(tail -5 "$K/broker.log")"
   grep -q "mirror e2e: stopped after" "$K/broker.log" || fail "the mirror did not stop cleanly: $(tail -5 "$K/broker.log")"
   echo "  mirrored inside the broker, served by it, stopped cleanly by SIGTERM"
+  # A mirror that fails (here: nothing listens at its source, so its metadata request times out
+  # after 10 s) starts again after a pause, while the broker goes on serving.
+  local D=$WORK/k2
+  new_archive "$D"
+  write_mirror_config "$D" "127.0.0.1:$(free_port)" < /dev/null
+  start_broker "$D" "$D/broker.log" <<< "mirror.config=$D/mirror.properties"
+  for _ in $(seq 1 250); do
+    grep -q "mirror e2e: starting again" "$D/broker.log" && break
+    sleep 0.1
+  done
+  grep -q "mirror e2e: starting again" "$D/broker.log" ||
+    fail "the failed mirror did not start again: $(tail -3 "$D/broker.log")"
+  kcat -b "127.0.0.1:$BROKER_PORT" -L > /dev/null 2>&1 || fail "the broker stopped serving"
+  kill -TERM "$BROKER_PID"
+  rc=0
+  wait "$BROKER_PID" || rc=$?
+  [[ $rc == 0 ]] || fail "broker exit status $rc after SIGTERM: $(tail -5 "$D/broker.log")"
+  echo "  a failing mirror starts again after a pause; the broker serves on and stops cleanly"
 }
 
 case $SECTION in
