@@ -15,7 +15,7 @@ import time
 import harness
 from harness import ScenarioError, check, check_eq, log
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from kafka import KafkaConsumer
 from kafka import TopicPartition as KpTopicPartition
 
@@ -74,11 +74,21 @@ def confluent_member(bootstrap, group, name):
                      "session.timeout.ms": SESSION, "heartbeat.interval.ms": 1000})
 
 
+def commit_on_revoke(consumer, _partitions):
+    # What a member read from partitions moving to the other one is committed first, so the
+    # other one continues after it (without this, a member that joins second re-reads from
+    # `earliest` what the first one read before the rebalance).
+    try:
+        consumer.commit(asynchronous=False)
+    except KafkaException:
+        pass  # nothing read yet
+
+
 def confluent_part(ctx):
     group = "ck-group"
     a, b = confluent_member(ctx.bootstrap, group, "a"), confluent_member(ctx.bootstrap, group, "b")
-    a.subscribe([TOPIC])
-    b.subscribe([TOPIC])
+    a.subscribe([TOPIC], on_revoke=commit_on_revoke)
+    b.subscribe([TOPIC], on_revoke=commit_on_revoke)
     got = {"a": [], "b": []}
     deadline = time.monotonic() + 90
     while sum(map(len, got.values())) < 400 and time.monotonic() < deadline:
