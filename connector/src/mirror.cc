@@ -223,6 +223,16 @@ class mirror {
   std::string part_lease(const part_key& k) const {
     return "mirror:" + _cfg.name + "/p/" + k.first + "/" + std::to_string(k.second);
   }
+  // Source partition and archive partition have the same topic name and number.
+  metadata::mirror_checkpoint checkpoint(const std::string& topic, int32_t partition,
+                                         int64_t next_source_offset) const {
+    metadata::mirror_checkpoint cp;
+    cp.mirror_name = _cfg.name;
+    cp.source_topic = cp.topic = topic;
+    cp.source_partition = cp.partition = partition;
+    cp.next_source_offset = next_source_offset;
+    return cp;
+  }
   std::string slot_lease(int k) const {
     return "mirror:" + _cfg.name + "/member/" + std::to_string(k);
   }
@@ -712,14 +722,7 @@ cresult<void> mirror::flush() {
     st.pending.clear();
     st.held.clear();
     work->parts.push_back(std::move(p));
-    metadata::mirror_checkpoint cp;
-    cp.mirror_name = _cfg.name;
-    cp.source_topic = st.topic;
-    cp.source_partition = st.partition;
-    cp.topic = st.topic;
-    cp.partition = st.partition;
-    cp.next_source_offset = info.last + 1;
-    o.commit.checkpoints.push_back(std::move(cp));
+    o.commit.checkpoints.push_back(checkpoint(st.topic, st.partition, info.last + 1));
   }
   metadata::mirror_commit& commit = o.commit;
   commit.fence = metadata::lease_fence{_member_lease, _member_epoch};
@@ -888,12 +891,7 @@ cresult<void> mirror::advance_idle_checkpoints() {
       if (e.err || e.offset < 0 || it == _parts.end() || e.offset <= it->second.committed_next) {
         continue;
       }
-      metadata::mirror_checkpoint cp;
-      cp.mirror_name = _cfg.name;
-      cp.source_topic = cp.topic = e.topic;
-      cp.source_partition = cp.partition = e.partition;
-      cp.next_source_offset = e.offset;
-      commit.checkpoints.push_back(std::move(cp));
+      commit.checkpoints.push_back(checkpoint(e.topic, e.partition, e.offset));
       moved.emplace_back(&it->second, e.offset);
     }
   }

@@ -1490,19 +1490,9 @@ class postgres_store final : public metadata_store {
       constexpr size_t chunk = 1000;
       for (size_t i = 0; i < object_keys.size(); i += chunk) {
         size_t end = std::min(object_keys.size(), i + chunk);
-        // A text[] literal: every element quoted, '"' and '\' escaped.
-        std::string array = "{";
-        for (size_t j = i; j < end; ++j) {
-          if (j > i) array += ',';
-          array += '"';
-          for (char ch : object_keys[j]) {
-            if (ch == '"' || ch == '\\') array += '\\';
-            array += ch;
-          }
-          array += '"';
-        }
-        array += '}';
-        SH_META_TRY(r, c.query(k_select_registered, params().add(std::move(array))));
+        const std::vector<std::string_view> keys(object_keys.begin() + i,
+                                                 object_keys.begin() + end);
+        SH_META_TRY(r, c.query(k_select_registered, params().add(text_array(keys))));
         std::set<std::string> known;
         for (int row = 0; row < r.rows(); ++row) known.insert(r.text(row, 0));
         for (size_t j = i; j < end; ++j) {

@@ -308,8 +308,7 @@ section_fidelity() {
   "$MOCK_BIN" --commit "$MOCK_BOOT" g-end mirrored "$(echo "$source_end" | tr ' ' ',')" ||
     fail "source commit"
   printf 'groups=g-end\ngroup.sync.interval.ms=300\n' | write_mirror_config "$A" "$MOCK_BOOT"
-  "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$A" "$A/mirror.log"
   wait_total "$A" "$(sum_watermarks "$source_end")" $MPID
   # Its offsets land at the archive's log end (the offsets between hold no records).
   local want got
@@ -331,8 +330,7 @@ section_fidelity() {
   [[ "$parts" == 3 ]] || fail "archive topic has $parts partitions"
   check_through_broker "$A" "$WORK/source1.dump" "$MOCK_BOOT" 3
   # A restart with nothing new must copy nothing and stay consistent.
-  "$SH_BIN" mirror --config "$A/mirror.properties" > "$A/mirror2.log" 2>&1 &
-  MPID=$!; PIDS+=($MPID)
+  start_mirror "$A" "$A/mirror2.log"
   wait_started "$A/mirror2.log" 3
   sleep 1
   kill -TERM $MPID; wait $MPID || fail "restarted mirror failed: $(tail -3 "$A/mirror2.log")"
@@ -360,8 +358,7 @@ section_kill9() {
   printf 'flush.bytes=4096\nflush.ms=10\nlease.timeout.ms=1000\n' | write_mirror_config "$B" "$MOCK_BOOT"
   local MPID last=0 now
   for _ in 1 2 3; do
-    "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
-    MPID=$!; PIDS+=($MPID)
+    start_mirror "$B" "$B/mirror.log"
     # A restart waits for the dead process's leases to expire (1 s); once it copies again, it
     # is killed at a random moment shortly after.
     for _ in $(seq 1 200); do
@@ -383,8 +380,7 @@ section_kill9() {
   EXPECTED=$(expected_total "$WORK/source2.dump")
   local before
   before=$(grep -c "starts at" "$B/mirror.log" || true)
-  "$SH_BIN" mirror --config "$B/mirror.properties" >> "$B/mirror.log" 2>&1 &
-  MPID=$!; PIDS+=($MPID)
+  start_mirror "$B" "$B/mirror.log"
   wait_started "$B/mirror.log" $(( ${before:-0} + 3 ))
   wait_total "$B" "$EXPECTED" $MPID
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
@@ -425,11 +421,9 @@ section_share() {
   local C=$WORK/c
   new_archive "$C"
   printf 'flush.ms=20\nlease.timeout.ms=2000\n' | write_mirror_config "$C" "$MOCK_BOOT"
-  "$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-a.log" 2>&1 &
-  local APID=$!; PIDS+=($APID)
+  start_mirror "$C" "$C/mirror-a.log"; local APID=$MPID
   wait_started "$C/mirror-a.log" 6
-  "$SH_BIN" mirror --config "$C/mirror.properties" > "$C/mirror-b.log" 2>&1 &
-  local BPID=$!; PIDS+=($BPID)
+  start_mirror "$C" "$C/mirror-b.log"; local BPID=$MPID
   # B gets a fair share (3 of 6) once A hands partitions over (A renews every 2000/3 ms).
   local a b
   for _ in $(seq 1 100); do
@@ -490,8 +484,7 @@ section_groups() {
   "$MOCK_BIN" --commit "$MOCK_BOOT" other-group mirrored "0:3" || fail "source commit"
   printf 'groups=g-moved,other-group\ngroups.regex=g-.*\ngroup.sync.interval.ms=300\n' |
     write_mirror_config "$G" "$MOCK_BOOT"
-  "$SH_BIN" mirror --config "$G/mirror.properties" > "$G/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$G" "$G/mirror.log"
   wait_total "$G" "$(expected_total "$WORK/source4.dump")" $MPID
   local cols got
   cols=$(sql "$G" "select count(*) from group_offsets")
@@ -551,8 +544,7 @@ section_metrics() {
   port=$(free_port)
   printf 'flush.ms=300\nmetrics.listener=127.0.0.1:%s\nmetrics.log.interval.ms=500\nretention.assumed.ms=604800000\n' "$port" |
     write_mirror_config "$M" "$MOCK_BOOT"
-  "$SH_BIN" mirror --config "$M/mirror.properties" > "$M/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$M" "$M/mirror.log"
   wait_started "$M/mirror.log" 3
   # Mid-run (the source is still being written): every per-partition series is there.
   local missing=""
@@ -609,8 +601,7 @@ section_retention() {
   port=$(free_port)
   printf 'metrics.listener=127.0.0.1:%s\ngroups.regex=g-.*\ngroup.sync.interval.ms=300\n' "$port" |
     write_mirror_config "$R" "$SRC_BOOT"
-  "$SH_BIN" mirror --config "$R/mirror.properties" > "$R/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$R" "$R/mirror.log"
   wait_total "$R" 150 $MPID
   for _ in $(seq 1 100); do
     grep -q "source topic mirrored has retention.ms=3600000" "$R/mirror.log" && break
@@ -671,8 +662,7 @@ EOP
     echo "flush.ms=100"
     cat "$D/archive.properties"
   } > "$D/mirror.properties"
-  "$SH_BIN" mirror --config "$D/mirror.properties" > "$D/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$D" "$D/mirror.log"
   wait_total "$D" 40 $MPID
   # While it runs: a new topic that matches, and disc-a grown from 2 to 4 partitions.
   for p in 0 1; do produce_to disc-b $p 7; done
@@ -716,6 +706,12 @@ EOP
   echo "  new topic disc-b and disc-a's partitions 2-3 followed; disc-skip excluded; configs [$configs]"
 }
 
+start_mirror() {  # $1 = dir (its mirror.properties), $2 = log (appended to); sets MPID
+  "$SH_BIN" mirror --config "$1/mirror.properties" >> "$2" 2>&1 &
+  MPID=$!
+  PIDS+=($MPID)
+}
+
 wait_first_commit() {  # $1 = archive dir: waits for partition 0's first checkpoint (FIRST_COMMIT)
   FIRST_COMMIT=-1
   for _ in $(seq 1 200); do
@@ -744,8 +740,7 @@ section_conflict() {
   local X=$WORK/x
   new_archive "$X"
   printf 'flush.ms=1500\nput.concurrency=1\n' | write_mirror_config "$X" "$MOCK_BOOT"
-  "$SH_BIN" mirror --config "$X/mirror.properties" > "$X/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$X" "$X/mirror.log"
   wait_first_commit "$X"
   local c=$FIRST_COMMIT
   # Right after a commit (the next flush is ~1.5 s away), 3 more offsets appear committed by
@@ -797,8 +792,7 @@ section_lost() {
   local L=$WORK/l
   new_archive "$L"
   write_mirror_config "$L" "$MOCK_BOOT" < /dev/null
-  "$SH_BIN" mirror --config "$L/mirror.properties" > "$L/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$L" "$L/mirror.log"
   wait_first_commit "$L"
   local c=$FIRST_COMMIT
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
@@ -810,8 +804,7 @@ section_lost() {
   local port
   port=$(free_port)
   echo "metrics.listener=127.0.0.1:$port" >> "$L/mirror.properties"
-  "$SH_BIN" mirror --config "$L/mirror.properties" > "$L/mirror2.log" 2>&1 &
-  MPID=$!; PIDS+=($MPID)
+  start_mirror "$L" "$L/mirror2.log"
   local end
   end=$(sum_watermarks "$(high_watermarks "$MOCK_BOOT" mirrored 1)")
   wait_total "$L" "$end" $MPID "$L/mirror2.log"
@@ -828,8 +821,7 @@ section_lost() {
   local F=$WORK/f
   new_archive "$F"
   write_mirror_config "$F" "$MOCK_BOOT" < /dev/null
-  "$SH_BIN" mirror --config "$F/mirror.properties" > "$F/mirror.log" 2>&1 &
-  MPID=$!; PIDS+=($MPID)
+  start_mirror "$F" "$F/mirror.log"
   wait_total "$F" "$end" $MPID
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
   grep -q "mirrored-0: the source's log starts at $low" "$F/mirror.log" ||
@@ -850,8 +842,7 @@ section_recreated() {
   seq 1 50 | kcat -b "$SRC_BOOT" -P -t mirrored -p 0 2> /dev/null || fail "produce to the source"
   new_archive "$Y"
   write_mirror_config "$Y" "$SRC_BOOT" < /dev/null
-  "$SH_BIN" mirror --config "$Y/mirror.properties" > "$Y/mirror.log" 2>&1 &
-  local MPID=$!; PIDS+=($MPID)
+  local MPID; start_mirror "$Y" "$Y/mirror.log"
   wait_total "$Y" 50 $MPID
   kill -TERM $MPID; wait $MPID || fail "mirror exit status after SIGTERM"
   $PY -c "
@@ -866,8 +857,7 @@ a.close()" || fail "deleting the source topic"
   done
   [[ $(high_watermarks "$SRC_BOOT" mirrored 1) == "0:10" ]] ||
     fail "recreated source topic: $(high_watermarks "$SRC_BOOT" mirrored 1)"
-  "$SH_BIN" mirror --config "$Y/mirror.properties" > "$Y/mirror2.log" 2>&1 &
-  MPID=$!; PIDS+=($MPID)
+  start_mirror "$Y" "$Y/mirror2.log"
   for _ in $(seq 1 100); do
     grep -q "mirrored-0: the source has no offset 50 (its log ends at 10" "$Y/mirror2.log" && break
     sleep 0.1
